@@ -1,0 +1,138 @@
+"""Assembly of the cam-audit graph: validate the configuration once, then compose the stages."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import uuid
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline.options import CamAuditOptions
+from pipeline.summary import record_files
+from transforms.cam_model import find_cam_head, load_keras_model, model_input_size
+from transforms.explain import ExplainCams
+from transforms.images import LoadImages
+from transforms.inference import CamModelLoader, InferCams
+from transforms.manifest import ReadManifest, inspect_manifest, read_labels
+from transforms.mura import default_data_root
+from transforms.output_paths import join_output
+from transforms.records import WriteRecords
+from transforms.schema import RunFacts
+
+HEATMAPS_DIR = "heatmaps"
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditPlan:
+    """Everything the graph needs, resolved and checked before any image is read."""
+
+    manifest: str
+    manifest_format: str
+    csv_columns: list[str] | None
+    labels: dict[str, int] | None
+    data_root: str
+    output_dir: str
+    loader: CamModelLoader
+    input_size: tuple[int, int]
+    facts: RunFacts
+    min_batch_size: int
+    max_batch_size: int
+    cam_class: int | None
+    heatmap_dir: str | None
+    heatmap_format: str
+    record_shards: int
+
+
+def new_run_id() -> str:
+    """UTC timestamp plus a random suffix: sortable and unique."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+
+
+def _require(value: object, flag: str) -> None:
+    if value in (None, ""):
+        raise ValueError(f"{flag} is required (see --help)")
+
+
+def clear_previous_records(output_dir: str, overwrite: bool) -> None:
+    """Refuse to mix two runs' records in one folder, or delete the old ones with --overwrite."""
+    previous = record_files(output_dir)
+    if previous and not overwrite:
+        raise ValueError(
+            f"--output {output_dir!r} already holds {len(previous)} record file(s) from an earlier run; "
+            "pass --overwrite to replace them or choose another --output"
+        )
+    if previous:
+        FileSystems.delete(previous)
+
+
+def plan_audit(options: CamAuditOptions) -> AuditPlan:
+    """Check every option and the model itself; raise ValueError naming what is wrong.
+
+    The model is loaded here once, in the launching process, so that a model without the
+    GAP -> Dense head is refused before any worker starts or any image is read.
+    """
+    _require(options.manifest, "--manifest")
+    _require(options.model, "--model")
+    _require(options.output, "--output")
+    if not 0.0 < options.threshold <= 1.0:
+        raise ValueError(f"--threshold must be in (0, 1], got {options.threshold}")
+    max_batch = options.batch_size
+    min_batch = options.min_batch_size if options.min_batch_size is not None else max_batch
+    if not 1 <= min_batch <= max_batch:
+        raise ValueError(f"need 1 <= --min_batch_size ({min_batch}) <= --batch_size ({max_batch})")
+    class_names = tuple(name.strip() for name in options.class_names.split(",") if name.strip())
+    clear_previous_records(options.output, options.overwrite)
+    manifest_format, columns = inspect_manifest(options.manifest, options.manifest_format)
+    labels = read_labels(options.labels_file) if options.labels_file else None
+
+    model, sha256 = load_keras_model(options.model)
+    head = find_cam_head(model)
+    input_size = model_input_size(model)
+    if len(class_names) != head.num_classes:
+        raise ValueError(
+            f"--class_names has {len(class_names)} names {list(class_names)} but the model has "
+            f"{head.num_classes} classes"
+        )
+    if options.cam_class is not None and not 0 <= options.cam_class < head.num_classes:
+        raise ValueError(f"--cam_class must be in [0, {head.num_classes - 1}], got {options.cam_class}")
+    del model  # the launcher only checks it; workers load their own copy
+
+    return AuditPlan(
+        manifest=options.manifest,
+        manifest_format=manifest_format,
+        csv_columns=columns,
+        labels=labels,
+        data_root=options.data_root or default_data_root(options.manifest, manifest_format),
+        output_dir=options.output,
+        loader=CamModelLoader(options.model, options.preprocess, options.mixed_precision),
+        input_size=input_size,
+        facts=RunFacts(
+            run_id=options.run_id or new_run_id(),
+            model_sha256=sha256,
+            threshold=float(options.threshold),
+            class_names=class_names,
+        ),
+        min_batch_size=min_batch,
+        max_batch_size=max_batch,
+        cam_class=options.cam_class,
+        heatmap_dir=None if options.no_heatmaps else join_output(options.output, HEATMAPS_DIR),
+        heatmap_format=options.heatmap_format,
+        record_shards=options.record_shards,
+    )
+
+
+def build_audit(pipeline: beam.Pipeline, plan: AuditPlan) -> beam.PCollection:
+    """Compose manifest -> images -> batched CAM inference -> heatmaps/records -> Parquet."""
+    entries = pipeline | "ReadManifest" >> ReadManifest(
+        plan.manifest, plan.manifest_format, plan.csv_columns, plan.labels
+    )
+    images, error_records = entries | "LoadImages" >> LoadImages(plan.data_root, plan.input_size, plan.facts)
+    inferred = images | "InferCams" >> InferCams(
+        plan.loader, plan.min_batch_size, plan.max_batch_size, plan.cam_class
+    )
+    ok_records = inferred | "ExplainCams" >> ExplainCams(plan.facts, plan.heatmap_dir, plan.heatmap_format)
+    records = (ok_records, error_records) | "AllRecords" >> beam.Flatten()
+    records | "WriteRecords" >> WriteRecords(plan.output_dir, plan.record_shards)
+    return records

@@ -1,0 +1,128 @@
+"""CamAuditOptions: every cam-audit flag, as one Beam PipelineOptions subclass."""
+
+from __future__ import annotations
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from transforms.cam_model import PREPROCESS_MODES
+from transforms.mura import MANIFEST_FORMATS
+from transforms.overlay import HEATMAP_FORMATS
+
+
+def route_labels_flag(argv: list[str]) -> list[str]:
+    """Rewrite `--labels PATH` to `--labels_file PATH`; `--labels key=value` stays Dataflow's."""
+    routed: list[str] = []
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--labels" and index + 1 < len(argv) and "=" not in argv[index + 1]:
+            routed += ["--labels_file", argv[index + 1]]
+            index += 2
+            continue
+        if arg.startswith("--labels=") and "=" not in arg[len("--labels="):]:
+            routed.append("--labels_file=" + arg[len("--labels="):])
+        else:
+            routed.append(arg)
+        index += 1
+    return routed
+
+
+class CamAuditOptions(PipelineOptions):
+    """cam-audit's own options; Beam's (--runner, --direct_num_workers, Dataflow's...) pass through."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser) -> None:  # noqa: ANN001 - Beam's argparse wrapper
+        group = parser.add_argument_group("cam-audit")
+        group.add_argument(
+            "--manifest",
+            help="Image manifest: MURA *_image_paths.csv (one relative path per line) or a CSV with "
+            "a header naming image_path (and optionally label, study_id, patient_id, body_part, split). "
+            "Any Beam FileSystems path (local, gs://, s3://).",
+        )
+        group.add_argument("--model", help="Keras CAM classifier (.keras or legacy .h5), any FileSystems path.")
+        group.add_argument("--output", help="Output folder: heatmaps/, records/ and run_info.json go here.")
+        group.add_argument(
+            "--data_root",
+            default=None,
+            help="Folder relative image paths resolve against. Default: the manifest folder's parent "
+            "for MURA manifests (their paths start with MURA-v1.1/), the manifest's folder for CSV.",
+        )
+        group.add_argument(
+            "--labels_file",
+            default=None,
+            help="Optional MURA *_labeled_studies.csv (study_dir/,label); overrides labels from paths. "
+            "`--labels PATH` is accepted too: Beam's own --labels (Dataflow job labels, key=value) "
+            "owns that flag, so a value without '=' is taken as this file.",
+        )
+        group.add_argument(
+            "--manifest_format",
+            default="auto",
+            choices=MANIFEST_FORMATS,
+            help="auto: a first line naming image_path means CSV with header, otherwise MURA.",
+        )
+        group.add_argument(
+            "--class_names",
+            default="normal,abnormal",
+            help="Comma-separated class names, in the model's output order.",
+        )
+        group.add_argument(
+            "--threshold",
+            type=float,
+            default=0.2,
+            help="Normalised CAM level (0 < t <= 1) for coverage and for colouring the heatmap.",
+        )
+        group.add_argument("--batch_size", type=int, default=32, help="Images per forward pass (max batch).")
+        group.add_argument(
+            "--min_batch_size",
+            type=int,
+            default=None,
+            help="Smallest batch BatchElements may form. Default: --batch_size (fixed-size batches).",
+        )
+        group.add_argument(
+            "--preprocess",
+            default="none",
+            choices=PREPROCESS_MODES,
+            help="Input scaling applied in-graph when the model does not embed it. none: the model "
+            "receives RGB float32 in 0..255. mobilenet_v2: x / 127.5 - 1.",
+        )
+        group.add_argument(
+            "--cam_class",
+            type=int,
+            default=None,
+            help="Explain this class index for every image. Default: each image's predicted class.",
+        )
+        group.add_argument(
+            "--heatmap_format",
+            default="jpg",
+            choices=HEATMAP_FORMATS,
+            help="Heatmap encoding. jpg (default) is far cheaper to encode than png.",
+        )
+        group.add_argument(
+            "--no_heatmaps",
+            action="store_true",
+            default=False,
+            help="Records only: compute CAM statistics but write no heatmap images.",
+        )
+        group.add_argument(
+            "--run_id",
+            default=None,
+            help="Identifier stamped on every record. Default: UTC time plus a random suffix.",
+        )
+        group.add_argument(
+            "--mixed_precision",
+            action="store_true",
+            default=False,
+            help="Run the forward pass in mixed float16 (useful on GPUs with tensor cores).",
+        )
+        group.add_argument(
+            "--overwrite",
+            action="store_true",
+            default=False,
+            help="Replace the Parquet records an earlier run left in --output (refused otherwise).",
+        )
+        group.add_argument(
+            "--record_shards",
+            type=int,
+            default=0,
+            help="Number of Parquet files. Default 0: the runner decides.",
+        )

@@ -1,0 +1,121 @@
+"""Reads a run's Parquet records back and summarises them: counts, errors, accuracy, kappa."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from transforms.metrics import accuracy, cohen_kappa, study_votes
+from transforms.output_paths import join_output
+from transforms.records import RECORDS_DIR
+from transforms.schema import RECORD_SCHEMA, STATUS_OK
+
+ABNORMAL_CLASS = 1  # MURA convention: class 1 = abnormal
+
+
+def record_files(output_dir: str) -> list[str]:
+    """Paths of the Parquet record files under an output folder."""
+    pattern = join_output(output_dir, RECORDS_DIR, "*.parquet")
+    return sorted(meta.path for match in FileSystems.match([pattern]) for meta in match.metadata_list)
+
+
+def read_records(output_dir: str, columns: list[str] | None = None) -> pa.Table:
+    """All record files of an output folder as one table with the record schema."""
+    tables = []
+    for path in record_files(output_dir):
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            tables.append(pq.read_table(pa.BufferReader(handle.read()), columns=columns))
+    if not tables:
+        schema = RECORD_SCHEMA if columns is None else pa.schema([RECORD_SCHEMA.field(c) for c in columns])
+        return schema.empty_table()
+    return pa.concat_tables(tables)
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditSummary:
+    """What one run produced, in numbers."""
+
+    rows: int
+    ok: int
+    errors: int
+    heatmaps: int
+    labelled: int
+    image_accuracy: float | None
+    image_kappa: float | None
+    studies: int
+    study_accuracy: float | None
+    study_kappa: float | None
+    error_examples: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def render(self, output_dir: str, run_info: str, seconds: float) -> str:
+        """Human-readable summary with where everything is."""
+
+        def fmt(value: float | None) -> str:
+            return "n/a" if value is None else f"{value:.3f}"
+
+        lines = [
+            f"cam-audit: {self.rows} images in {seconds:.1f} s ({self.ok} ok, {self.errors} errors)",
+            f"  image accuracy {fmt(self.image_accuracy)}, kappa {fmt(self.image_kappa)} "
+            f"over {self.labelled} labelled images",
+            f"  study accuracy {fmt(self.study_accuracy)}, kappa {fmt(self.study_kappa)} over {self.studies} studies",
+        ]
+        lines += [f"  error: {example}" for example in self.error_examples]
+        lines += [
+            f"  records:  {join_output(output_dir, RECORDS_DIR)}",
+            f"  heatmaps: {join_output(output_dir, 'heatmaps')} ({self.heatmaps} files)",
+            f"  run info: {run_info}",
+        ]
+        return "\n".join(lines)
+
+
+def summarise_table(table: pa.Table, max_examples: int = 5) -> AuditSummary:
+    """Counts and image/study-level metrics of a records table."""
+    rows = table.to_pydict()
+    status = rows["status"]
+    ok_index = [i for i, s in enumerate(status) if s == STATUS_OK]
+    labelled = [i for i in ok_index if rows["label"][i] is not None]
+    labels = np.array([rows["label"][i] for i in labelled], dtype=np.int64)
+    predicted = np.array([rows["predicted_class"][i] for i in labelled], dtype=np.int64)
+    with_study = [i for i in labelled if rows["study_id"][i] is not None]
+    votes = study_votes(
+        [rows["study_id"][i] for i in with_study],
+        [rows["probabilities"][i][ABNORMAL_CLASS] if len(rows["probabilities"][i]) > 1 else 0.0 for i in with_study],
+    )
+    study_label = {rows["study_id"][i]: rows["label"][i] for i in with_study}
+    study_keys = sorted(votes)
+    study_truth = np.array([study_label[k] for k in study_keys], dtype=np.int64)
+    study_pred = np.array([votes[k][1] for k in study_keys], dtype=np.int64)
+    errors = [f"{rows['image_path'][i]}: {rows['error'][i]}" for i, s in enumerate(status) if s != STATUS_OK]
+    return AuditSummary(
+        rows=len(status),
+        ok=len(ok_index),
+        errors=len(status) - len(ok_index),
+        heatmaps=sum(1 for path in rows["heatmap_path"] if path),
+        labelled=len(labelled),
+        image_accuracy=accuracy(labels, predicted),
+        image_kappa=cohen_kappa(labels, predicted),
+        studies=len(study_keys),
+        study_accuracy=accuracy(study_truth, study_pred),
+        study_kappa=cohen_kappa(study_truth, study_pred),
+        error_examples=tuple(errors[:max_examples]),
+    )
+
+
+def summarise_records(output_dir: str, run_id: str | None = None) -> AuditSummary:
+    """Summary of the records an output folder holds (of one run, when run_id is given)."""
+    columns = ["image_path", "status", "error", "label", "predicted_class", "probabilities", "study_id",
+               "heatmap_path", "run_id"]
+    table = read_records(output_dir, columns)
+    if run_id is not None:
+        table = table.filter(pc.equal(table["run_id"], run_id))
+    return summarise_table(table)

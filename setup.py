@@ -1,0 +1,32 @@
+"""Installable cam-audit package; the same file is Dataflow's --setup_file."""
+
+import os
+
+from setuptools import find_packages, setup
+
+# tensorflow-cpu keeps CPU installs (laptops, CI, CPU Dataflow workers) small. GPU images build with
+# CAM_AUDIT_TENSORFLOW='tensorflow[and-cuda]==2.21.0' (see Dockerfile): one package, chosen at build.
+TENSORFLOW = os.environ.get("CAM_AUDIT_TENSORFLOW", "tensorflow-cpu==2.21.0")
+
+setup(
+    name="cam-audit",
+    version="0.1.0",
+    description="Class Activation Map audits of X-ray classifiers at archive scale, on Apache Beam.",
+    python_requires=">=3.11,<3.13",
+    packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*"]),
+    package_data={"pipeline": ["data/*.csv"]},
+    install_requires=[
+        # apache-beam must match the Beam SDK worker image in the Dockerfile (apache/beam_python3.11_sdk:2.77.0).
+        "apache-beam==2.77.0",
+        TENSORFLOW,
+        "keras>=3.12,<4",
+        "numpy>=1.26",
+        "opencv-python-headless>=4.9",
+        "pillow>=10",
+        "pyarrow>=15",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "ruff>=0.6", "psutil>=5.9"],
+    },
+    entry_points={"console_scripts": ["cam-audit=pipeline.run:run"]},
+)

@@ -1,0 +1,137 @@
+"""Shared fixtures: a tiny CAM classifier and a small MURA-layout archive with bad files in it."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+TINY_INPUT = 32
+
+
+def build_tiny_cam_model(seed: int = 0, units: int = 2, activation: str = "softmax"):  # noqa: ANN201
+    """Input 32x32x3 -> Rescaling -> 2 conv blocks -> GAP -> Dense: the classic CAM head, tiny."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((TINY_INPUT, TINY_INPUT, 3))
+    x = keras.layers.Rescaling(1.0 / 255.0)(inputs)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(x)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="last_conv")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(units, activation=activation, name="classifier")(x)
+    return keras.Model(inputs, outputs)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved tiny .keras CAM classifier (feature maps 16x16x6, two classes)."""
+    path = tmp_path_factory.mktemp("model") / "tiny_cam.keras"
+    build_tiny_cam_model().save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def flatten_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved classifier WITHOUT the GAP -> Dense head (Flatten instead)."""
+    import keras
+
+    inputs = keras.Input((TINY_INPUT, TINY_INPUT, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(2, activation="softmax")(x)
+    path = tmp_path_factory.mktemp("model") / "flatten.keras"
+    keras.Model(inputs, outputs).save(path)
+    return path
+
+
+def xray_like(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """A grey uint8 image with a bright blob somewhere: enough structure for CAMs to vary."""
+    image = rng.integers(0, 40, size=(height, width), dtype=np.uint8)
+    cx, cy = int(rng.integers(width // 4, 3 * width // 4)), int(rng.integers(height // 4, 3 * height // 4))
+    cv2.circle(image, (cx, cy), max(4, min(width, height) // 6), 220, -1)
+    return image
+
+
+@dataclasses.dataclass(frozen=True)
+class TinyArchive:
+    """A MURA-layout folder whose manifest names good and bad images."""
+
+    root: Path  # folder holding MURA-v1.1/
+    manifest: Path  # valid_image_paths.csv
+    labels: Path  # valid_labeled_studies.csv
+    good: tuple[str, ...]  # manifest paths that decode
+    bad: dict[str, str]  # manifest path -> a word its error must contain
+    sizes: dict[str, tuple[int, int]]  # manifest path -> (width, height) of good images
+
+
+def write_tiny_archive(root: Path, seed: int = 0) -> TinyArchive:
+    """Write good images in every supported flavour, bad files, and a manifest with blank lines."""
+    rng = np.random.default_rng(seed)
+    base = "MURA-v1.1/valid"
+    good: list[str] = []
+    sizes: dict[str, tuple[int, int]] = {}
+
+    def place(rel: str) -> Path:
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    flavours = ["grey", "rgb", "rgba", "palette", "grey16", "jpeg", "grey", "grey"]
+    for index, flavour in enumerate(flavours):
+        part = ["XR_WRIST", "XR_HAND", "XR_ELBOW"][index % 3]
+        outcome = "positive" if index % 2 else "negative"
+        ext = "jpg" if flavour == "jpeg" else "png"
+        rel = f"{base}/{part}/patient{10000 + index // 2:05d}/study1_{outcome}/image{index % 2 + 1}.{ext}"
+        width, height = int(rng.integers(40, 90)), int(rng.integers(40, 90))
+        grey = xray_like(rng, width, height)
+        path = place(rel)
+        if flavour in ("grey", "jpeg"):
+            Image.fromarray(grey).save(path)
+        elif flavour == "rgb":
+            Image.fromarray(np.dstack([grey, grey, grey // 2])).save(path)
+        elif flavour == "rgba":
+            Image.fromarray(np.dstack([grey, grey, grey, np.full_like(grey, 255)])).save(path)
+        elif flavour == "palette":
+            Image.fromarray(grey).convert("P").save(path)
+        elif flavour == "grey16":
+            cv2.imwrite(str(path), grey.astype(np.uint16) * 16)
+        good.append(rel)
+        sizes[rel] = (width, height)
+
+    bad = {
+        f"{base}/XR_WRIST/patient20000/study1_positive/image1.png": "not found",
+        f"{base}/XR_WRIST/patient20001/study1_negative/image1.png": "empty",
+        f"{base}/XR_HAND/patient20002/study1_positive/image1.png": "truncated",
+        f"{base}/XR_HAND/patient20003/study1_negative/image1.png": "decod",
+        "not/a/mura/path.png": "not a MURA",
+    }
+    ok_png = cv2.imencode(".png", xray_like(rng, 50, 60))[1].tobytes()
+    place(f"{base}/XR_WRIST/patient20001/study1_negative/image1.png").write_bytes(b"")
+    place(f"{base}/XR_HAND/patient20002/study1_positive/image1.png").write_bytes(ok_png[: len(ok_png) // 2])
+    place(f"{base}/XR_HAND/patient20003/study1_negative/image1.png").write_bytes(b"this is not an image at all")
+
+    lines = []
+    for rel in [*good, *bad]:
+        lines.append(f"{rel}  ")  # trailing spaces are tolerated
+        lines.append("")  # and blank lines skipped
+    manifest = place("MURA-v1.1/valid_image_paths.csv")
+    manifest.write_bytes(("\r\n".join(lines) + "\r\n").encode())  # CRLF endings
+    studies = sorted({rel.rsplit("/", 1)[0] + "/" for rel in [*good, *bad] if rel.startswith("MURA")})
+    labels = place("MURA-v1.1/valid_labeled_studies.csv")
+    labels.write_text("".join(f"{s},{1 if '_positive' in s else 0}\n" for s in studies))
+    return TinyArchive(root, manifest, labels, tuple(good), bad, sizes)
+
+
+@pytest.fixture(scope="session")
+def tiny_archive(tmp_path_factory: pytest.TempPathFactory) -> TinyArchive:
+    """The tiny archive, written once per test session."""
+    return write_tiny_archive(tmp_path_factory.mktemp("archive"))

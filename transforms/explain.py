@@ -1,0 +1,65 @@
+"""ExplainCams stage: CAM -> peak/coverage at original resolution, heatmap file, Parquet record."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from transforms.cam import explain_cam
+from transforms.images import METRICS_NAMESPACE
+from transforms.inference import InferredImage
+from transforms.output_paths import heatmap_relative_path, join_output
+from transforms.overlay import encode_image, render_overlay
+from transforms.schema import RunFacts, to_record
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Write a whole file through FileSystems (local folders are created as needed)."""
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        handle.write(data)
+
+
+class _ExplainDoFn(beam.DoFn):
+    """InferredImage -> record dict, writing the heatmap on the way when asked to."""
+
+    def __init__(self, facts: RunFacts, heatmap_dir: str | None, heatmap_format: str) -> None:
+        self._facts = facts
+        self._heatmap_dir = heatmap_dir
+        self._heatmap_format = heatmap_format
+        self._written = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "heatmaps_written")
+
+    def process(self, inferred: InferredImage) -> Iterator[dict[str, Any]]:
+        image = inferred.image
+        height, width = image.rgb.shape[:2]
+        cam_full, stats = explain_cam(inferred.prediction.cam, width, height, self._facts.threshold)
+        heatmap_path = None
+        if self._heatmap_dir is not None:
+            relative = heatmap_relative_path(image.entry.image_path, self._heatmap_format)
+            heatmap_path = join_output(self._heatmap_dir, relative)
+            overlay = render_overlay(image.rgb, cam_full, self._facts.threshold)
+            write_bytes(heatmap_path, encode_image(overlay, self._heatmap_format))
+            self._written.inc()
+        yield to_record(
+            image.entry,
+            image.image_uri,
+            self._facts,
+            size=(width, height),
+            prediction=inferred.prediction,
+            stats=stats,
+            heatmap_path=heatmap_path,
+        )
+
+
+class ExplainCams(beam.PTransform):
+    """Turns inferred images into records; `heatmap_dir=None` is a records-only run."""
+
+    def __init__(self, facts: RunFacts, heatmap_dir: str | None, heatmap_format: str = "jpg") -> None:
+        super().__init__()
+        self._dofn = _ExplainDoFn(facts, heatmap_dir, heatmap_format)
+
+    def expand(self, inferred: beam.PCollection) -> beam.PCollection:
+        return inferred | "ExplainAndRender" >> beam.ParDo(self._dofn)

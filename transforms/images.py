@@ -1,0 +1,84 @@
+"""LoadImages stage: read each manifest entry's bytes through FileSystems and decode them."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from transforms.imaging import ImageDecodeError, load_model_input
+from transforms.mura import ManifestEntry, resolve_image_path
+from transforms.schema import RunFacts, to_record
+
+ERRORS = "errors"
+METRICS_NAMESPACE = "cam_audit"
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedImage:
+    """A decoded image: the original pixels for the heatmap and the model-sized input."""
+
+    entry: ManifestEntry
+    image_uri: str
+    rgb: np.ndarray  # H x W x 3 uint8, original size
+    model_input: np.ndarray  # h x w x 3 float32 in 0..255
+
+
+def read_bytes(uri: str) -> bytes:
+    """All bytes of a file on any FileSystems path, with no decompression by extension."""
+    with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        return handle.read()
+
+
+def describe_read_error(uri: str, exc: Exception) -> str:
+    """A reader-facing reason for a failed read."""
+    if isinstance(exc, FileNotFoundError) or (not FileSystems.exists(uri)):
+        return f"file not found: {uri}"
+    return f"cannot read {uri}: {type(exc).__name__}: {exc}"
+
+
+class _LoadImageDoFn(beam.DoFn):
+    """ManifestEntry -> LoadedImage, or an error record on the `errors` output."""
+
+    def __init__(self, data_root: str, input_size: tuple[int, int], facts: RunFacts) -> None:
+        self._data_root = data_root
+        self._height, self._width = input_size
+        self._facts = facts
+        self._loaded = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "images_loaded")
+        self._failed = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "images_failed")
+
+    def process(self, entry: ManifestEntry) -> Iterator[object]:
+        uri = resolve_image_path(entry.image_path, self._data_root)
+        reason = entry.error
+        if reason is None:
+            try:
+                data = read_bytes(uri)
+            except Exception as exc:  # noqa: BLE001 - any read failure is this row's error, not the run's
+                reason = describe_read_error(uri, exc)
+        if reason is None:
+            try:
+                rgb, model_input = load_model_input(data, self._height, self._width)
+            except ImageDecodeError as exc:
+                reason = f"cannot decode {uri}: {exc}"
+        if reason is not None:
+            self._failed.inc()
+            yield beam.pvalue.TaggedOutput(ERRORS, to_record(entry, uri, self._facts, error=reason))
+            return
+        self._loaded.inc()
+        yield LoadedImage(entry, uri, rgb, model_input)
+
+
+class LoadImages(beam.PTransform):
+    """Decodes images; returns (loaded images, error records)."""
+
+    def __init__(self, data_root: str, input_size: tuple[int, int], facts: RunFacts) -> None:
+        super().__init__()
+        self._dofn = _LoadImageDoFn(data_root, input_size, facts)
+
+    def expand(self, entries: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
+        results = entries | "Decode" >> beam.ParDo(self._dofn).with_outputs(ERRORS, main="images")
+        return results.images, results[ERRORS]

@@ -1,0 +1,92 @@
+"""Image decoding shared by inference and training: bytes -> RGB uint8 -> model-sized float32."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# OpenCV's own threads would fight TensorFlow's for the same cores; callers parallelise instead.
+cv2.setNumThreads(1)
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"IEND\xaeB`\x82"
+_JPEG_START = b"\xff\xd8"
+_JPEG_END = b"\xff\xd9"
+
+
+class ImageDecodeError(ValueError):
+    """The bytes are not a complete, decodable image; the message says what was wrong."""
+
+
+def check_complete(data: bytes) -> None:
+    """Reject empty files and PNG/JPEG files cut short, which decoders may half-decode silently."""
+    if not data:
+        raise ImageDecodeError("empty file (0 bytes)")
+    if data.startswith(_PNG_SIGNATURE):
+        # The IEND chunk closes every complete PNG; trailing bytes after it are tolerated.
+        if _PNG_END not in data[-4096:]:
+            raise ImageDecodeError(f"truncated PNG: no IEND chunk ({len(data)} bytes)")
+    elif data.startswith(_JPEG_START):
+        # libjpeg pads a cut JPEG with grey and only warns; the EOI marker proves completeness.
+        if _JPEG_END not in data[-4096:]:
+            raise ImageDecodeError(f"truncated JPEG: no end-of-image marker ({len(data)} bytes)")
+
+
+def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
+    """Any OpenCV-decoded image (grey, 16-bit grey, BGR, BGRA) -> H x W x 3 RGB uint8."""
+    if image.dtype == np.uint16:
+        image = stretch_to_uint8(image)
+    elif image.dtype != np.uint8:
+        raise ImageDecodeError(f"unsupported pixel type {image.dtype}")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    channels = image.shape[2]
+    if channels == 1:
+        return cv2.cvtColor(image[..., 0], cv2.COLOR_GRAY2RGB)
+    if channels == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if channels == 4:
+        # Alpha is dropped, not composited: radiographs carry no meaning in transparency.
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    raise ImageDecodeError(f"unsupported channel count {channels}")
+
+
+def stretch_to_uint8(image: np.ndarray) -> np.ndarray:
+    """Min-max stretch a high-bit-depth image to 0..255.
+
+    X-ray detectors rarely fill 16 bits (12-bit data in a 16-bit PNG is common), so a fixed
+    /257 scale would give near-black images; the stretch uses the range actually present.
+    """
+    low, high = float(image.min()), float(image.max())
+    if high <= low:
+        return np.zeros(image.shape, dtype=np.uint8)
+    scaled = (image.astype(np.float32) - low) * (255.0 / (high - low))
+    return np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """Encoded PNG/JPEG (grey, 16-bit grey, RGB, RGBA, palette) bytes -> H x W x 3 RGB uint8."""
+    check_complete(data)
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ImageDecodeError(f"not a decodable image ({len(data)} bytes, starts {data[:8]!r})")
+    if image.size == 0:
+        raise ImageDecodeError("image has no pixels")
+    return to_rgb_uint8(image)
+
+
+def resize_for_model(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
+    """RGB uint8 at any size -> height x width x 3 float32 in 0..255, the model's input."""
+    src_height, src_width = rgb.shape[:2]
+    # Area averaging when shrinking avoids aliasing of fine trabecular texture; bilinear to grow.
+    shrinking = src_height >= height and src_width >= width
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    resized = cv2.resize(rgb, (width, height), interpolation=interpolation)
+    return resized.astype(np.float32)
+
+
+def load_model_input(data: bytes, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Encoded bytes -> (original RGB uint8, model input float32); the one loading path."""
+    rgb = decode_image(data)
+    return rgb, resize_for_model(rgb, height, width)

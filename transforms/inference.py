@@ -1,0 +1,143 @@
+"""InferCams stage: batched forward passes that yield probabilities and CAMs in one call per batch."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.utils import shared
+
+from transforms.images import METRICS_NAMESPACE, LoadedImage
+from transforms.schema import Prediction
+
+
+@dataclasses.dataclass(frozen=True)
+class InferredImage:
+    """A loaded image with the model's prediction and raw CAM for the explained class."""
+
+    image: LoadedImage
+    prediction: Prediction
+
+
+class LoadedCamModel:
+    """A worker's model: the traced forward function and what it needs to know about it.
+
+    A plain class (not a tuple) because `shared.Shared` keeps weak references to what it holds.
+    """
+
+    def __init__(self, predict: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], num_classes: int):
+        self.predict = predict
+        self.num_classes = num_classes
+
+
+class CamModelLoader:
+    """Loads a Keras CAM classifier and builds its one-pass probabilities+CAM function.
+
+    Holds only a path and options, so it pickles cheaply to every worker; `load_model()` runs
+    once per worker process (via `shared.Shared`), like Beam's `ModelHandler.load_model`.
+    """
+
+    def __init__(self, model_path: str, preprocess: str = "none", mixed_precision: bool = False) -> None:
+        self.model_path = model_path
+        self.preprocess = preprocess
+        self.mixed_precision = mixed_precision
+
+    def load_model(self) -> LoadedCamModel:
+        from transforms.cam_model import build_cam_model, find_cam_head, load_keras_model, predict_fn
+        from transforms.devices import configure_tensorflow
+
+        configure_tensorflow(mixed_precision=self.mixed_precision)
+        model, _ = load_keras_model(self.model_path)
+        head = find_cam_head(model)
+        return LoadedCamModel(predict_fn(build_cam_model(model, self.preprocess)), head.num_classes)
+
+
+def explained_class(probabilities: np.ndarray, cam_class: int | None) -> int:
+    """The class whose CAM is explained: a fixed one, or the predicted one."""
+    return int(np.argmax(probabilities)) if cam_class is None else cam_class
+
+
+class _CamInferenceDoFn(beam.DoFn):
+    """list[LoadedImage] -> InferredImage per image, one forward pass per batch."""
+
+    def __init__(
+        self,
+        loader: CamModelLoader,
+        cam_class: int | None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._loader = loader
+        self._cam_class = cam_class
+        self._clock = clock  # injectable for tests, like Beam's _RunInferenceDoFn
+        self._shared_handle = shared.Shared()
+        # One tag per stage: every DoFn instance of this stage in a process shares one model.
+        self._shared_tag = uuid.uuid4().hex
+        self._model: LoadedCamModel | None = None
+        self._load_ms = beam.metrics.Metrics.distribution(METRICS_NAMESPACE, "model_load_ms")
+        self._batch_size = beam.metrics.Metrics.distribution(METRICS_NAMESPACE, "batch_size")
+        self._batch_ms = beam.metrics.Metrics.distribution(METRICS_NAMESPACE, "inference_batch_ms")
+
+    def setup(self) -> None:
+        def load() -> LoadedCamModel:
+            start = self._clock()
+            model = self._loader.load_model()
+            self._load_ms.update(int((self._clock() - start) * 1000))
+            return model
+
+        self._model = self._shared_handle.acquire(load, tag=self._shared_tag)
+        if self._cam_class is not None and not 0 <= self._cam_class < self._model.num_classes:
+            raise ValueError(
+                f"--cam_class {self._cam_class} is out of range for a model of {self._model.num_classes} classes"
+            )
+
+    def process(self, batch: list[LoadedImage]) -> Iterator[InferredImage]:
+        assert self._model is not None
+        start = self._clock()
+        inputs = np.stack([image.model_input for image in batch])
+        probabilities, cams = self._model.predict(inputs)
+        self._batch_ms.update(int((self._clock() - start) * 1000))
+        self._batch_size.update(len(batch))
+        for index, image in enumerate(batch):
+            chosen = explained_class(probabilities[index], self._cam_class)
+            prediction = Prediction(
+                probabilities=tuple(float(p) for p in probabilities[index]),
+                cam_class=chosen,
+                cam=np.ascontiguousarray(cams[index, :, :, chosen], dtype=np.float32),
+            )
+            yield InferredImage(image, prediction)
+
+
+class InferCams(beam.PTransform):
+    """Batches loaded images (`BatchElements`) and runs the CAM model once per batch."""
+
+    def __init__(
+        self,
+        loader: CamModelLoader,
+        min_batch_size: int,
+        max_batch_size: int,
+        cam_class: int | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        super().__init__()
+        if not 1 <= min_batch_size <= max_batch_size:
+            raise ValueError(
+                f"batch sizes must satisfy 1 <= min ({min_batch_size}) <= max ({max_batch_size})"
+            )
+        self._loader = loader
+        self._min_batch_size = min_batch_size
+        self._max_batch_size = max_batch_size
+        self._cam_class = cam_class
+        self._clock = clock
+
+    def expand(self, images: beam.PCollection) -> beam.PCollection:
+        return (
+            images
+            | "Batch" >> beam.BatchElements(min_batch_size=self._min_batch_size, max_batch_size=self._max_batch_size)
+            | "Infer" >> beam.ParDo(_CamInferenceDoFn(self._loader, self._cam_class, self._clock))
+        )
+
+

@@ -1,0 +1,184 @@
+"""MURA v1.1 and generic CSV manifest parsing: pure functions from text lines to manifest entries."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import os
+import posixpath
+import re
+
+# MURA-v1.1/valid/XR_WRIST/patient11185/study1_positive/image1.png
+_MURA_PATH = re.compile(
+    r"(?:^|/)(?P<split>train|valid|test)/(?P<body_part>XR_[A-Z]+)/(?P<patient>patient\d+)/"
+    r"(?P<study>study\d+)_(?P<outcome>positive|negative)/(?P<image>[^/]+)$"
+)
+MANIFEST_FORMATS = ("auto", "mura", "csv")
+
+
+@dataclasses.dataclass(frozen=True)
+class ManifestEntry:
+    """One non-blank manifest line: where the image is and what is known about it."""
+
+    image_path: str  # as written in the manifest
+    study_id: str | None = None
+    patient_id: str | None = None
+    body_part: str | None = None
+    split: str | None = None
+    label: int | None = None
+    error: str | None = None  # set when the line itself is malformed
+
+
+@dataclasses.dataclass(frozen=True)
+class MuraPathInfo:
+    """The fields a MURA image path encodes."""
+
+    split: str
+    body_part: str
+    patient_id: str
+    study_id: str  # the study directory, unique in the archive, as labeled_studies.csv keys it
+    label: int
+
+
+def parse_mura_path(path: str) -> MuraPathInfo | None:
+    """Fields of a MURA-layout image path, or None when the path is not in MURA's layout."""
+    match = _MURA_PATH.search(path.replace("\\", "/"))
+    if match is None:
+        return None
+    study_dir = path.replace("\\", "/")[: match.start("image")].rstrip("/")
+    return MuraPathInfo(
+        split=match["split"],
+        body_part=match["body_part"],
+        patient_id=match["patient"],
+        study_id=study_dir,
+        label=1 if match["outcome"] == "positive" else 0,
+    )
+
+
+def clean_line(line: str) -> str:
+    """Strip CR, surrounding spaces and a UTF-8 BOM; blank lines become ''."""
+    return line.lstrip("\ufeff").strip()
+
+
+def study_key(study_dir: str) -> str:
+    """Normalised key for a study directory: forward slashes, no trailing slash."""
+    return study_dir.replace("\\", "/").strip().rstrip("/")
+
+
+def parse_label(text: str, where: str) -> int:
+    """A 0/1 label; anything else is a configuration error naming where it came from."""
+    value = text.strip()
+    if value not in ("0", "1"):
+        raise ValueError(f"{where}: label must be 0 or 1, got {value!r}")
+    return int(value)
+
+
+def parse_labeled_studies(text: str, source: str) -> dict[str, int]:
+    """MURA `*_labeled_studies.csv` text (`study_dir/,label`, no header) -> {study key: label}."""
+    labels: dict[str, int] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = clean_line(raw)
+        if not line:
+            continue
+        study, sep, label = line.rpartition(",")
+        if not sep or not study:
+            raise ValueError(f"{source}:{number}: expected 'study_dir/,label', got {line!r}")
+        labels[study_key(study)] = parse_label(label, f"{source}:{number}")
+    return labels
+
+
+def mura_entry(line: str, labels: dict[str, int] | None) -> ManifestEntry:
+    """A MURA image-paths line -> entry; the labeled-studies file, when given, sets the label."""
+    info = parse_mura_path(line)
+    if info is None:
+        return ManifestEntry(image_path=line, error=f"not a MURA v1.1 image path: {line!r}")
+    label = info.label
+    if labels is not None:
+        label = labels.get(study_key(info.study_id), label)
+    return ManifestEntry(
+        image_path=line,
+        study_id=info.study_id,
+        patient_id=info.patient_id,
+        body_part=info.body_part,
+        split=info.split,
+        label=label,
+    )
+
+
+CSV_COLUMNS = ("image_path", "label", "study_id", "patient_id", "body_part", "split")
+
+
+def parse_csv_header(header_line: str) -> list[str]:
+    """Column names of a generic manifest; it must name `image_path`."""
+    columns = [name.strip().lower() for name in next(csv.reader([clean_line(header_line)]))]
+    if "image_path" not in columns:
+        raise ValueError(f"CSV manifest header must name an 'image_path' column, got {columns}")
+    return columns
+
+
+def is_csv_header(line: str, columns: list[str]) -> bool:
+    """Whether a cleaned line is the manifest's header (recognised by content, not position)."""
+    return [name.strip().lower() for name in next(csv.reader([line]), [])] == columns
+
+
+def csv_entry(line: str, columns: list[str], labels: dict[str, int] | None) -> ManifestEntry:
+    """A generic CSV manifest line -> entry; known optional columns are read, others ignored."""
+    values = next(csv.reader(io.StringIO(line)), [])
+    row = {name: (values[i].strip() if i < len(values) else "") for i, name in enumerate(columns)}
+    image_path = row.get("image_path", "")
+    if not image_path:
+        return ManifestEntry(image_path=line, error=f"empty image_path in CSV line {line!r}")
+    label: int | None = None
+    if row.get("label"):
+        try:
+            label = parse_label(row["label"], "label")
+        except ValueError as exc:
+            return ManifestEntry(image_path=image_path, error=f"bad label in CSV line: {exc}")
+    mura = parse_mura_path(image_path)
+    study_id = row.get("study_id") or (mura.study_id if mura else None)
+    if label is None and mura is not None:
+        label = mura.label
+    if labels is not None and study_id is not None and study_key(study_id) in labels:
+        label = labels[study_key(study_id)]
+    return ManifestEntry(
+        image_path=image_path,
+        study_id=study_id,
+        patient_id=row.get("patient_id") or (mura.patient_id if mura else None),
+        body_part=row.get("body_part") or (mura.body_part if mura else None),
+        split=row.get("split") or (mura.split if mura else None),
+        label=label,
+    )
+
+
+def detect_format(first_line: str) -> str:
+    """'csv' when the first non-blank line is a header naming image_path, else 'mura'."""
+    columns = [name.strip().lower() for name in next(csv.reader([clean_line(first_line)]), [])]
+    return "csv" if "image_path" in columns else "mura"
+
+
+def default_data_root(manifest_path: str, manifest_format: str) -> str:
+    """Where relative image paths resolve when --data_root is not given.
+
+    MURA's CSVs sit in `MURA-v1.1/` and name paths starting `MURA-v1.1/...`, so their root is the
+    manifest folder's parent; a generic CSV's paths are relative to its own folder.
+    """
+    if "://" in manifest_path:
+        folder = posixpath.dirname(manifest_path)
+        parent = posixpath.dirname(folder)
+        # Never climb above a bucket (gs://bucket): keep the folder instead.
+        if parent.endswith(":/") or parent.endswith(":"):
+            parent = folder
+    else:
+        folder = os.path.dirname(os.path.abspath(manifest_path))
+        parent = os.path.dirname(folder)
+    return parent if manifest_format == "mura" else folder
+
+
+def resolve_image_path(image_path: str, data_root: str) -> str:
+    """Absolute paths and URIs are used as written; relative ones are joined to the data root."""
+    if "://" in image_path or image_path.startswith("/"):
+        return image_path
+    if "://" in data_root:
+        return data_root.rstrip("/") + "/" + image_path
+    return os.path.join(data_root, image_path)

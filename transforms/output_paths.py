@@ -1,0 +1,57 @@
+"""Where outputs go: heatmap paths that mirror the manifest path and can never leave the output dir."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+_SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$")
+# Control characters and characters some filesystems or object stores refuse in a name.
+_UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f:*?"<>|]')
+_WINDOWS_DRIVE = re.compile(r"^(?P<drive>[A-Za-z]):/")
+
+
+def _safe_component(component: str) -> str:
+    """A path component with no separators or control characters; '..' can never result."""
+    cleaned = _UNSAFE_CHARS.sub("_", component)
+    return "_" if cleaned in ("", ".", "..") else cleaned
+
+
+def heatmap_relative_path(image_path: str, image_format: str) -> str:
+    """Relative heatmap path for a manifest image path, always inside the heatmaps folder.
+
+    Relative paths are mirrored (`a/b/image1.png` -> `a/b/image1.png.jpg`; the source extension is
+    kept so that image1.png and image1.jpg never collide). Paths are normalised first, and what
+    would still climb out (`../x`) or is absolute (`/data/x`, `gs://bucket/x`) is mapped, not
+    refused: `..` -> `_up`, an absolute path under `_abs/`, a URI under `_uri/<scheme>/`.
+    """
+    path = image_path.strip().replace("\\", "/")
+    prefix: list[str] = []
+    match = _SCHEME.match(path)
+    if match:
+        prefix = ["_uri", _safe_component(match["scheme"].lower())]
+        path = match["rest"]
+    elif path.startswith("/"):
+        prefix = ["_abs"]
+    elif _WINDOWS_DRIVE.match(path):
+        prefix = ["_abs", path[0].upper()]
+        path = path[3:]
+    components = []
+    for component in posixpath.normpath(path.lstrip("/") or "_").split("/"):
+        if component == "..":
+            components.append("_up")
+        elif component not in ("", "."):
+            components.append(_safe_component(component))
+    if not components:
+        components = ["_"]
+    components[-1] = f"{components[-1]}.{image_format}"
+    return "/".join(prefix + components)
+
+
+def join_output(output_dir: str, *parts: str) -> str:
+    """Join output folder and relative parts for local paths and URIs alike."""
+    if "://" in output_dir:
+        return "/".join([output_dir.rstrip("/"), *parts])
+    import os.path
+
+    return os.path.join(output_dir, *parts)

@@ -28,5 +28,5 @@ setup(
     extras_require={
         "test": ["pytest>=8", "ruff>=0.6", "psutil>=5.9"],
     },
-    entry_points={"console_scripts": ["cam-audit=pipeline.run:run"]},
+    entry_points={"console_scripts": ["cam-audit=pipeline.run:main"]},
 )

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import argparse
+
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms.cam_model import PREPROCESS_MODES
 from transforms.mura import MANIFEST_FORMATS
 from transforms.overlay import HEATMAP_FORMATS
+
+
+def help_text(prog: str = "python -m pipeline.run") -> str:
+    """--help: every cam-audit option, and where Beam's own options are documented."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Class Activation Map audit of a Keras CAM classifier over an image manifest.",
+        epilog="Any Apache Beam option passes through (--runner, --direct_num_workers, "
+        "--direct_running_mode, Dataflow's --project/--region/--temp_location/--setup_file, Flink's "
+        "--flink_master, ...). Without --runner the job runs on Beam's local FnApiRunner. "
+        "See `python -m apache_beam.examples.wordcount --help` for Beam's full list.",
+    )
+    CamAuditOptions._add_argparse_args(parser)
+    return parser.format_help()
 
 
 def route_labels_flag(argv: list[str]) -> list[str]:

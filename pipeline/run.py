@@ -12,7 +12,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from apache_beam.runners.runner import PipelineRunner
 
 from pipeline.build import AuditPlan, build_audit, plan_audit
-from pipeline.options import CamAuditOptions, route_labels_flag
+from pipeline.options import CamAuditOptions, help_text, route_labels_flag
 from pipeline.summary import AuditSummary, summarise_records
 from transforms.explain import write_bytes
 from transforms.output_paths import join_output
@@ -74,6 +74,20 @@ def run(argv: list[str] | None = None) -> AuditSummary:
     return summary
 
 
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry: --help, or run and exit 0 (configuration errors exit 2 with the reason)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        print(help_text())
+        return 0
+    try:
+        run(argv)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"cam-audit: configuration error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
     logging.getLogger().setLevel(logging.WARNING)
-    run()
+    raise SystemExit(main())

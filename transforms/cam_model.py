@@ -232,4 +232,5 @@ def predict_fn(cam_model: Any) -> Callable[[np.ndarray], tuple[np.ndarray, np.nd
         probabilities, cams = _forward(tf.convert_to_tensor(batch, dtype=tf.float32))
         return probabilities.numpy(), cams.numpy()
 
+    run.traced = _forward  # type: ignore[attr-defined] - lets tests count traces
     return run

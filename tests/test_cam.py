@@ -1,0 +1,78 @@
+"""CAM numeric core against hand-computed values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from transforms.cam import cam_coverage, cam_peak, cam_stats, class_cam, explain_cam, rectify_and_normalise, upsample
+
+
+def test_class_cam_selects_the_class_plane() -> None:
+    cams = np.arange(2 * 3 * 2, dtype=np.float32).reshape(2, 3, 2)
+    np.testing.assert_array_equal(class_cam(cams, 1), [[1, 3, 5], [7, 9, 11]])
+
+
+def test_rectify_and_normalise_relu_then_divide_by_max() -> None:
+    normalised, raw_max = rectify_and_normalise(np.array([[-2.0, 1.0], [4.0, 2.0]], dtype=np.float32))
+    assert raw_max == 4.0
+    np.testing.assert_allclose(normalised, [[0.0, 0.25], [1.0, 0.5]])
+
+
+@pytest.mark.parametrize("values", [[[-1.0, -3.0]], [[0.0, 0.0]], [[np.nan, -np.inf]]])
+def test_non_positive_map_gives_zeros_not_nan(values: list[list[float]]) -> None:
+    normalised, raw_max = rectify_and_normalise(np.array(values, dtype=np.float32))
+    assert raw_max == 0.0
+    assert np.all(normalised == 0.0) and np.all(np.isfinite(normalised))
+
+
+def test_upsample_uses_half_pixel_centres() -> None:
+    # A 1x2 map [0, 1] grown to width 4: sample centres at x = -0.25, 0.25, 0.75, 1.25 in source
+    # pixels, clamped at the borders -> 0, 0.25, 0.75, 1 (tf.image.resize gives the same).
+    grown = upsample(np.array([[0.0, 1.0]], dtype=np.float32), width=4, height=1)
+    np.testing.assert_allclose(grown, [[0.0, 0.25, 0.75, 1.0]], atol=1e-6)
+    assert upsample(np.ones((7, 7), np.float32), width=50, height=30).shape == (30, 50)
+
+
+def test_cam_peak_is_x_y_of_first_maximum() -> None:
+    cam = np.zeros((4, 5), dtype=np.float32)
+    cam[2, 3] = 1.0
+    cam[3, 0] = 1.0  # a later tie does not win
+    assert cam_peak(cam) == (3, 2)
+
+
+def test_coverage_counts_pixels_at_or_above_threshold() -> None:
+    cam = np.array([[0.1, 0.2], [0.5, 1.0]], dtype=np.float32)
+    assert cam_coverage(cam, 0.2) == 0.75
+    assert cam_coverage(cam, 0.6) == 0.25
+
+
+def test_cam_stats_peak_fields() -> None:
+    cam = np.zeros((10, 20), dtype=np.float32)
+    cam[4, 15] = 1.0
+    cam[4, 14] = 0.5
+    stats = cam_stats(cam, raw_max=8.0, threshold=0.5)
+    assert (stats.peak_x, stats.peak_y) == (15, 4)
+    assert stats.peak_x_norm == pytest.approx(15.5 / 20)
+    assert stats.peak_y_norm == pytest.approx(4.5 / 10)
+    assert stats.peak_value == pytest.approx(8.0)
+    assert stats.coverage == pytest.approx(2 / 200)
+
+
+def test_empty_map_has_null_peak_and_zero_coverage() -> None:
+    full, stats = explain_cam(np.full((3, 3), -1.0, dtype=np.float32), width=30, height=20, threshold=0.2)
+    assert full.shape == (20, 30)
+    assert stats.peak_x is None and stats.peak_y is None and stats.peak_value is None
+    assert stats.peak_x_norm is None and stats.coverage == 0.0
+
+
+def test_explain_cam_peak_lands_in_the_hot_cell() -> None:
+    cam = np.zeros((4, 4), dtype=np.float32)
+    cam[1, 2] = 3.0  # cell (x=2, y=1) of a 4x4 grid over an 80x40 image: x in [40, 60), y in [10, 20)
+    full, stats = explain_cam(cam, width=80, height=40, threshold=0.2)
+    assert 40 <= stats.peak_x < 60 and 10 <= stats.peak_y < 20
+    # Integer scale factors never sample the cell centre exactly: the nearest samples are
+    # x = 49 (source 1.975) and y = 14 (source 0.95), so the peak is 0.975 * 0.95 of the maximum.
+    assert (stats.peak_x, stats.peak_y) == (49, 14)
+    assert full.max() == pytest.approx(0.975 * 0.95, abs=1e-6)
+    assert stats.peak_value == pytest.approx(3.0 * float(full[stats.peak_y, stats.peak_x]))

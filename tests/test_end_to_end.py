@@ -1,0 +1,168 @@
+"""The whole job on DirectRunner's engine (FnApiRunner) into tmp_path, read back and checked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import keras
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import tensorflow as tf
+
+from pipeline.run import run
+from tests.conftest import TINY_INPUT, TinyArchive, build_tiny_cam_model
+from transforms.imaging import decode_image, resize_for_model
+from transforms.schema import RECORD_SCHEMA
+
+
+def read_rows(output: Path) -> list[dict]:
+    files = sorted((output / "records").glob("*.parquet"))
+    assert files, "no Parquet files written"
+    table = pq.ParquetDataset([str(f) for f in files]).read()
+    assert table.schema.equals(RECORD_SCHEMA, check_metadata=False)
+    return table.to_pylist()
+
+
+def base_args(archive: TinyArchive, model: Path, output: Path) -> list[str]:
+    return ["--manifest", str(archive.manifest), "--model", str(model), "--output", str(output), "--batch_size", "4"]
+
+
+@pytest.fixture(scope="module")
+def audited(tiny_archive: TinyArchive, tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    output = tmp_path_factory.mktemp("audit")
+    summary = run([*base_args(tiny_archive, tiny_model_path, output), "--labels", str(tiny_archive.labels)])
+    return output, summary, read_rows(output)
+
+
+def test_one_row_per_nonblank_manifest_line(audited, tiny_archive: TinyArchive) -> None:  # noqa: ANN001
+    _, summary, rows = audited
+    nonblank = [line for line in tiny_archive.manifest.read_text().splitlines() if line.strip()]
+    assert len(rows) == len(nonblank) == summary.rows
+    assert sorted(r["image_path"] for r in rows) == sorted([*tiny_archive.good, *tiny_archive.bad])
+
+
+def test_error_rows_say_what_was_wrong(audited, tiny_archive: TinyArchive) -> None:  # noqa: ANN001
+    _, summary, rows = audited
+    errors = {r["image_path"]: r for r in rows if r["status"] == "error"}
+    assert set(errors) == set(tiny_archive.bad) and summary.errors == len(tiny_archive.bad)
+    for path, word in tiny_archive.bad.items():
+        assert word in errors[path]["error"], errors[path]["error"]
+        assert errors[path]["heatmap_path"] is None and errors[path]["probabilities"] is None
+
+
+def test_ok_rows_and_one_heatmap_each(audited, tiny_archive: TinyArchive) -> None:  # noqa: ANN001
+    output, _, rows = audited
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert len(ok) == len(tiny_archive.good)
+    heatmaps = sorted((output / "heatmaps").rglob("*.jpg"))
+    assert len(heatmaps) == len(ok)
+    for row in ok:
+        width, height = tiny_archive.sizes[row["image_path"]]
+        assert (row["width"], row["height"]) == (width, height)
+        heatmap = cv2.imread(row["heatmap_path"])
+        assert heatmap is not None and heatmap.shape == (height, width, 3)
+        assert Path(row["heatmap_path"]).is_relative_to(output / "heatmaps")
+        assert row["heatmap_path"].endswith(row["image_path"] + ".jpg")
+        assert len(row["probabilities"]) == 2 and abs(sum(row["probabilities"]) - 1) < 1e-5
+        assert len(row["cam"]) == row["cam_height"] * row["cam_width"] == 16 * 16
+        assert row["label"] == (1 if "_positive" in row["image_path"] else 0)
+        assert row["body_part"] in ("XR_WRIST", "XR_HAND", "XR_ELBOW") and row["split"] == "valid"
+        assert len(row["model_sha256"]) == 64 and row["run_id"]
+        if row["peak_x"] is not None:
+            assert 0 <= row["peak_x"] < width and 0 <= row["peak_y"] < height
+            assert 0 < row["coverage"] <= 1 and np.isfinite(row["peak_value"])
+
+
+def reference_peak(model: keras.Model, image: np.ndarray, cam_class: int) -> tuple[int, int] | None:
+    """Independent CAM: sub-model features, numpy channel sum, tf.image.resize, argmax."""
+    features_model = keras.Model(model.inputs, model.get_layer("last_conv").output)
+    batch = resize_for_model(image, TINY_INPUT, TINY_INPUT)[None]
+    features = features_model.predict(batch, verbose=0)[0]
+    weights = model.get_layer("classifier").get_weights()[0][:, cam_class]
+    cam = np.maximum(np.einsum("hwc,c->hw", features.astype(np.float64), weights), 0.0)
+    if cam.max() <= 0:
+        return None
+    full = tf.image.resize((cam / cam.max())[..., None], image.shape[:2], method="bilinear").numpy()[..., 0]
+    y, x = np.unravel_index(np.argmax(full), full.shape)
+    return int(x), int(y)
+
+
+def test_peaks_match_an_independent_reference(audited, tiny_archive: TinyArchive, tiny_model_path: Path) -> None:  # noqa: ANN001
+    _, _, rows = audited
+    model = keras.saving.load_model(tiny_model_path, compile=False)
+    checked = 0
+    for row in (r for r in rows if r["status"] == "ok"):
+        image = decode_image((tiny_archive.root / row["image_path"]).read_bytes())
+        expected = reference_peak(model, image, row["cam_class"])
+        if expected is None:
+            assert row["peak_x"] is None
+            continue
+        cell_w, cell_h = row["width"] / row["cam_width"], row["height"] / row["cam_height"]
+        assert abs(row["peak_x"] - expected[0]) <= cell_w and abs(row["peak_y"] - expected[1]) <= cell_h
+        checked += 1
+    assert checked >= len(tiny_archive.good) - 1
+
+
+def test_model_without_gap_dense_is_refused_before_processing(
+    tiny_archive: TinyArchive, flatten_model_path: Path, tmp_path: Path
+) -> None:
+    from transforms.cam_model import CamModelError
+
+    with pytest.raises(CamModelError, match="GlobalAveragePooling2D"):
+        run(base_args(tiny_archive, flatten_model_path, tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_records_only_png_and_rerun_rules(tiny_archive: TinyArchive, tiny_model_path: Path, tmp_path: Path) -> None:
+    output = tmp_path / "out"
+    run([*base_args(tiny_archive, tiny_model_path, output), "--no_heatmaps"])
+    rows = read_rows(output)
+    assert all(r["heatmap_path"] is None for r in rows) and not (output / "heatmaps").exists()
+    with pytest.raises(ValueError, match="--overwrite"):
+        run(base_args(tiny_archive, tiny_model_path, output))
+    summary = run([*base_args(tiny_archive, tiny_model_path, output), "--overwrite", "--heatmap_format", "png"])
+    rows = read_rows(output)
+    assert len(rows) == summary.rows and len({r["run_id"] for r in rows}) == 1
+    assert len(list((output / "heatmaps").rglob("*.png"))) == summary.ok
+
+
+def test_generic_csv_manifest_and_data_root(tmp_path: Path, tiny_model_path: Path) -> None:
+    images = tmp_path / "imgs"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(images / name), rng.integers(0, 256, (33, 47), dtype=np.uint8))
+    manifest = tmp_path / "list.csv"
+    manifest.write_text("image_path,label\nimgs/a.png,1\nimgs/b.png,\n../escape.png,0\n")
+    output = tmp_path / "out"
+    run(["--manifest", str(manifest), "--model", str(tiny_model_path), "--output", str(output),
+         "--class_names", "neg,pos", "--cam_class", "1"])
+    rows = {r["image_path"]: r for r in read_rows(output)}
+    assert rows["imgs/a.png"]["label"] == 1 and rows["imgs/b.png"]["label"] is None
+    assert rows["imgs/a.png"]["cam_class"] == 1 and rows["imgs/a.png"]["predicted_label"] in ("neg", "pos")
+    assert rows["../escape.png"]["status"] == "error" and "not found" in rows["../escape.png"]["error"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--threshold", "0"], "--threshold"),
+        (["--class_names", "a,b,c"], "--class_names"),
+        (["--cam_class", "5"], "--cam_class"),
+        (["--batch_size", "4", "--min_batch_size", "9"], "--min_batch_size"),
+    ],
+)
+def test_bad_configuration_fails_at_start(
+    tiny_archive: TinyArchive, tiny_model_path: Path, tmp_path: Path, extra: list[str], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        run([*base_args(tiny_archive, tiny_model_path, tmp_path / "out"), *extra])
+
+
+def test_sigmoid_model_runs_end_to_end(tiny_archive: TinyArchive, tmp_path: Path) -> None:
+    path = tmp_path / "sigmoid.keras"
+    build_tiny_cam_model(units=1, activation="sigmoid").save(path)
+    summary = run(base_args(tiny_archive, path, tmp_path / "out"))
+    assert summary.ok == len(tiny_archive.good)

@@ -1,0 +1,91 @@
+"""Decoding every supported flavour, and the errors bad bytes give."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from transforms.imaging import ImageDecodeError, decode_image, load_model_input, resize_for_model, stretch_to_uint8
+
+GREY = (np.arange(30 * 40) % 251).astype(np.uint8).reshape(30, 40)
+RGB = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+
+
+def encode(array: np.ndarray, fmt: str = "PNG", mode: str | None = None) -> bytes:
+    buffer = io.BytesIO()
+    image = Image.fromarray(array)
+    (image.convert(mode) if mode else image).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def test_grey_png_is_stacked_to_three_equal_channels() -> None:
+    rgb = decode_image(encode(GREY))
+    assert rgb.shape == (30, 40, 3) and rgb.dtype == np.uint8
+    for channel in range(3):
+        np.testing.assert_array_equal(rgb[..., channel], GREY)
+
+
+def test_rgb_png_keeps_channel_order() -> None:
+    np.testing.assert_array_equal(decode_image(encode(RGB)), RGB)
+
+
+def test_rgba_png_drops_alpha() -> None:
+    rgba = np.dstack([RGB, np.full((30, 40), 7, np.uint8)])
+    np.testing.assert_array_equal(decode_image(encode(rgba)), RGB)
+
+
+def test_palette_png_expands_to_its_colours() -> None:
+    data = encode(RGB, mode="P")
+    expected = np.array(Image.open(io.BytesIO(data)).convert("RGB"))
+    np.testing.assert_array_equal(decode_image(data), expected)
+
+
+def test_sixteen_bit_grey_is_stretched_to_full_range() -> None:
+    grey16 = (GREY.astype(np.uint16) * 16 + 100)  # 12-bit data in a 16-bit PNG
+    data = cv2.imencode(".png", grey16)[1].tobytes()
+    rgb = decode_image(data)
+    assert rgb.dtype == np.uint8 and rgb.min() == 0 and rgb.max() == 255
+    np.testing.assert_array_equal(rgb[..., 0], stretch_to_uint8(grey16))
+
+
+def test_stretch_of_constant_image_is_black() -> None:
+    assert stretch_to_uint8(np.full((3, 3), 900, np.uint16)).max() == 0
+
+
+def test_jpeg_decodes_close_to_source() -> None:
+    rgb = decode_image(encode(np.dstack([GREY] * 3), "JPEG"))
+    assert rgb.shape == (30, 40, 3)
+    assert np.abs(rgb[..., 0].astype(int) - GREY).mean() < 8
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty file"),
+        (encode(RGB)[:100], "truncated PNG"),
+        (encode(RGB, "JPEG")[:200], "truncated JPEG"),
+        (b"GIF89a not really", "not a decodable image"),
+    ],
+)
+def test_bad_bytes_raise_a_reason(data: bytes, reason: str) -> None:
+    with pytest.raises(ImageDecodeError, match=reason):
+        decode_image(data)
+
+
+def test_corrupt_png_body_is_an_error() -> None:
+    data = bytearray(encode(RGB))
+    data[60:160] = b"\x00" * 100  # inside IDAT, IEND intact
+    with pytest.raises(ImageDecodeError):
+        decode_image(bytes(data))
+
+
+def test_resize_for_model_gives_float_input_of_model_size() -> None:
+    resized = resize_for_model(decode_image(encode(GREY)), 16, 24)
+    assert resized.shape == (16, 24, 3) and resized.dtype == np.float32
+    assert 0.0 <= resized.min() and resized.max() <= 255.0
+    rgb, model_input = load_model_input(encode(RGB), 60, 80)  # growing uses bilinear
+    assert rgb.shape == (30, 40, 3) and model_input.shape == (60, 80, 3)

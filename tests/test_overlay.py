@@ -1,0 +1,39 @@
+"""Heatmap overlay: uncoloured below the threshold, JET-blended above; both encodings decode."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from transforms.overlay import encode_image, render_overlay
+
+
+def test_overlay_colours_only_pixels_at_or_above_threshold() -> None:
+    rgb = np.full((2, 3, 3), 100, dtype=np.uint8)
+    cam = np.array([[0.0, 0.1, 0.2], [0.5, 1.0, 0.19]], dtype=np.float32)
+    out = render_overlay(rgb, cam, threshold=0.2, alpha=0.5)
+    below = cam < 0.2
+    assert np.all(out[below] == 100)
+    jet = cv2.applyColorMap(np.array([[255]], np.uint8), cv2.COLORMAP_JET)[0, 0].astype(int)  # BGR of 1.0
+    np.testing.assert_allclose(out[1, 1].astype(int), (100 + jet) / 2, atol=1)
+
+
+def test_overlay_of_empty_cam_is_the_image_in_bgr() -> None:
+    rgb = np.dstack([np.full((2, 2), v, np.uint8) for v in (10, 20, 30)])
+    out = render_overlay(rgb, np.zeros((2, 2), np.float32), threshold=0.2)
+    np.testing.assert_array_equal(out[..., ::-1], rgb)
+
+
+@pytest.mark.parametrize("fmt", ["jpg", "png"])
+def test_encodings_round_trip(fmt: str) -> None:
+    image = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    decoded = cv2.imdecode(np.frombuffer(encode_image(image, fmt), np.uint8), cv2.IMREAD_COLOR)
+    assert decoded.shape == image.shape
+    if fmt == "png":
+        np.testing.assert_array_equal(decoded, image)
+
+
+def test_unknown_format_is_refused() -> None:
+    with pytest.raises(ValueError, match="jpg"):
+        encode_image(np.zeros((2, 2, 3), np.uint8), "bmp")

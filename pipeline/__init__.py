@@ -1,0 +1,1 @@
+"""cam-audit pipeline: entry points, options and graph assembly."""

@@ -106,7 +106,9 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         labels=labels,
         data_root=options.data_root or default_data_root(options.manifest, manifest_format),
         output_dir=options.output,
-        loader=CamModelLoader(options.model, options.preprocess, options.mixed_precision),
+        loader=CamModelLoader(
+            options.model, options.preprocess, options.mixed_precision, options.cam_alignment == "receptive_field"
+        ),
         input_size=input_size,
         facts=RunFacts(
             run_id=options.run_id or new_run_id(),

@@ -108,6 +108,14 @@ class CamAuditOptions(PipelineOptions):
             help="Explain this class index for every image. Default: each image's predicted class.",
         )
         group.add_argument(
+            "--cam_alignment",
+            default="receptive_field",
+            choices=("receptive_field", "naive"),
+            help="receptive_field (default): place CAM cells at their receptive-field centres, computed "
+            "from the model's layers (TensorFlow's asymmetric 'same' padding moves them up to half a cell "
+            "down-right). naive: plain half-pixel resize, as the classic recipe.",
+        )
+        group.add_argument(
             "--heatmap_format",
             default="jpg",
             choices=HEATMAP_FORMATS,

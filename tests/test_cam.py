@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transforms.cam import cam_coverage, cam_peak, cam_stats, class_cam, explain_cam, rectify_and_normalise, upsample
+from transforms.cam import (
+    cam_coverage,
+    cam_peak,
+    cam_stats,
+    class_cam,
+    explain_cam,
+    interpolation_matrix,
+    rectify_and_normalise,
+    upsample,
+)
 
 
 def test_class_cam_selects_the_class_plane() -> None:
@@ -76,3 +85,20 @@ def test_explain_cam_peak_lands_in_the_hot_cell() -> None:
     assert (stats.peak_x, stats.peak_y) == (49, 14)
     assert full.max() == pytest.approx(0.975 * 0.95, abs=1e-6)
     assert stats.peak_value == pytest.approx(3.0 * float(full[stats.peak_y, stats.peak_x]))
+
+
+def test_upsample_matches_opencv_resize_when_unshifted() -> None:
+    import cv2
+
+    cam = np.random.default_rng(0).uniform(-1, 1, (7, 5)).astype(np.float32)
+    np.testing.assert_allclose(upsample(cam, 53, 41), cv2.resize(cam, (53, 41), interpolation=cv2.INTER_LINEAR),
+                               atol=1e-5)
+
+
+def test_shifted_upsample_moves_the_grid_by_whole_cells() -> None:
+    # 1x4 map, 4x upsampling: a shift of +1 cell moves every value one cell (4 px) right.
+    cam = np.array([[0.0, 1.0, 0.0, 0.0]], dtype=np.float32)
+    plain = upsample(cam, 16, 1)
+    shifted = upsample(cam, 16, 1, shift=(0.0, 1.0))
+    assert int(np.argmax(shifted)) == int(np.argmax(plain)) + 4
+    np.testing.assert_allclose(interpolation_matrix(16, 4, 1.0).sum(axis=1), 1.0, atol=1e-6)

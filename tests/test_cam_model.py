@@ -145,3 +145,23 @@ def test_legacy_h5_loads(tmp_path: Path) -> None:
     build_tiny_cam_model().save(path)
     model, _ = load_keras_model(str(path))
     assert find_cam_head(model).num_classes == 2
+
+
+def test_feature_grid_of_mobilenet_v2_counts_asymmetric_padding() -> None:
+    from pipeline.model import build_cam_classifier
+    from transforms.cam_model import feature_grid
+
+    # Conv1 and the stride-2 blocks 1, 3, 6 each pad bottom/right only: +1 input step each,
+    # 0.5 + 1 + 2 + 4 + 8 = 15.5 px for cell 0 at stride 16 instead of the naive 8.
+    model = build_cam_classifier(128, 0.35, feature_stride=16)
+    grid = feature_grid(model, find_cam_head(model))
+    assert grid.exact and (grid.start_y, grid.step_y, grid.start_x, grid.step_x) == (15.5, 16.0, 15.5, 16.0)
+    assert grid.shift_cells() == (0.46875, 0.46875)
+
+
+def test_feature_grid_of_symmetric_model_is_naive() -> None:
+    from transforms.cam_model import feature_grid
+
+    model = build_tiny_cam_model()  # 'same' stride-1 convs and a 2x2 max pool: no shift
+    grid = feature_grid(model, find_cam_head(model))
+    assert grid.exact and grid.shift_cells() == (0.0, 0.0) and grid.step_x == 2.0

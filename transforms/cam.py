@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import cv2
 import numpy as np
 
 
@@ -38,9 +37,33 @@ def rectify_and_normalise(cam: np.ndarray) -> tuple[np.ndarray, float]:
     return (rectified / peak).astype(np.float32), peak
 
 
-def upsample(cam: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Bilinear resize of an h x w map to height x width (half-pixel centres, like tf.image.resize)."""
-    return cv2.resize(cam, (int(width), int(height)), interpolation=cv2.INTER_LINEAR)
+def interpolation_matrix(size_out: int, size_in: int, shift: float = 0.0) -> np.ndarray:
+    """size_out x size_in linear-interpolation weights along one axis.
+
+    Output pixel x samples source coordinate (x + 0.5) * size_in / size_out - 0.5 - shift, where
+    source cell i sits at i: half-pixel centres (as cv2.resize and tf.image.resize) moved by
+    `shift` cells, clamped at the borders.
+    """
+    coords = (np.arange(size_out, dtype=np.float64) + 0.5) * (size_in / size_out) - 0.5 - shift
+    coords = np.clip(coords, 0.0, size_in - 1)
+    low = np.floor(coords).astype(np.int64)
+    high = np.minimum(low + 1, size_in - 1)
+    frac = coords - low
+    weights = np.zeros((size_out, size_in), dtype=np.float64)
+    rows = np.arange(size_out)
+    np.add.at(weights, (rows, low), 1.0 - frac)
+    np.add.at(weights, (rows, high), frac)
+    return weights.astype(np.float32)
+
+
+def upsample(cam: np.ndarray, width: int, height: int, shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """Bilinear resize of an h x w map to height x width, its grid moved by (dy, dx) cells.
+
+    Separable: rows @ cam @ cols.T, exact in float32 (cv2.warpAffine would quantise the shift).
+    """
+    rows = interpolation_matrix(int(height), cam.shape[0], shift[0])
+    cols = interpolation_matrix(int(width), cam.shape[1], shift[1])
+    return rows @ cam.astype(np.float32) @ cols.T
 
 
 def cam_peak(cam_full: np.ndarray) -> tuple[int, int]:
@@ -74,8 +97,10 @@ def cam_stats(cam_full: np.ndarray, raw_max: float, threshold: float) -> CamStat
     )
 
 
-def explain_cam(cam: np.ndarray, width: int, height: int, threshold: float) -> tuple[np.ndarray, CamStats]:
+def explain_cam(
+    cam: np.ndarray, width: int, height: int, threshold: float, shift: tuple[float, float] = (0.0, 0.0)
+) -> tuple[np.ndarray, CamStats]:
     """Raw low-resolution CAM -> (normalised map at width x height, its stats)."""
     normalised, raw_max = rectify_and_normalise(cam)
-    full = upsample(normalised, width, height)
+    full = upsample(normalised, width, height, shift)
     return full, cam_stats(full, raw_max, threshold)

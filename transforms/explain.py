@@ -35,7 +35,9 @@ class _ExplainDoFn(beam.DoFn):
     def process(self, inferred: InferredImage) -> Iterator[dict[str, Any]]:
         image = inferred.image
         height, width = image.rgb.shape[:2]
-        cam_full, stats = explain_cam(inferred.prediction.cam, width, height, self._facts.threshold)
+        cam_full, stats = explain_cam(
+            inferred.prediction.cam, width, height, self._facts.threshold, inferred.prediction.cam_shift
+        )
         heatmap_path = None
         if self._heatmap_dir is not None:
             relative = heatmap_relative_path(image.entry.image_path, self._heatmap_format)

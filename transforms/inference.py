@@ -29,9 +29,15 @@ class LoadedCamModel:
     A plain class (not a tuple) because `shared.Shared` keeps weak references to what it holds.
     """
 
-    def __init__(self, predict: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], num_classes: int):
+    def __init__(
+        self,
+        predict: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+        num_classes: int,
+        cam_shift: tuple[float, float] = (0.0, 0.0),
+    ) -> None:
         self.predict = predict
         self.num_classes = num_classes
+        self.cam_shift = cam_shift
 
 
 class CamModelLoader:
@@ -41,19 +47,23 @@ class CamModelLoader:
     once per worker process (via `shared.Shared`), like Beam's `ModelHandler.load_model`.
     """
 
-    def __init__(self, model_path: str, preprocess: str = "none", mixed_precision: bool = False) -> None:
+    def __init__(
+        self, model_path: str, preprocess: str = "none", mixed_precision: bool = False, align_cams: bool = True
+    ) -> None:
         self.model_path = model_path
+        self.align_cams = align_cams
         self.preprocess = preprocess
         self.mixed_precision = mixed_precision
 
     def load_model(self) -> LoadedCamModel:
-        from transforms.cam_model import build_cam_model, find_cam_head, load_keras_model, predict_fn
+        from transforms.cam_model import build_cam_model, feature_grid, find_cam_head, load_keras_model, predict_fn
         from transforms.devices import configure_tensorflow
 
         configure_tensorflow(mixed_precision=self.mixed_precision)
         model, _ = load_keras_model(self.model_path)
         head = find_cam_head(model)
-        return LoadedCamModel(predict_fn(build_cam_model(model, self.preprocess)), head.num_classes)
+        shift = feature_grid(model, head).shift_cells() if self.align_cams else (0.0, 0.0)
+        return LoadedCamModel(predict_fn(build_cam_model(model, self.preprocess)), head.num_classes, shift)
 
 
 def explained_class(probabilities: np.ndarray, cam_class: int | None) -> int:
@@ -107,6 +117,7 @@ class _CamInferenceDoFn(beam.DoFn):
                 probabilities=tuple(float(p) for p in probabilities[index]),
                 cam_class=chosen,
                 cam=np.ascontiguousarray(cams[index, :, :, chosen], dtype=np.float32),
+                cam_shift=self._model.cam_shift,
             )
             yield InferredImage(image, prediction)
 

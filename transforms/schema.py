@@ -42,6 +42,8 @@ RECORD_FIELDS: list[tuple[pa.Field, str]] = [
     (pa.field("cam", pa.list_(pa.float32())), "raw low-res CAM of cam_class, row-major, pre-ReLU"),
     (pa.field("cam_height", pa.int32()), "rows of cam"),
     (pa.field("cam_width", pa.int32()), "columns of cam"),
+    (pa.field("cam_shift_y", pa.float64()), "receptive-field offset of the CAM grid, cells (see README)"),
+    (pa.field("cam_shift_x", pa.float64()), "receptive-field offset of the CAM grid, cells (see README)"),
     (pa.field("model_sha256", pa.string(), nullable=False), "SHA-256 of the model file"),
     (pa.field("run_id", pa.string(), nullable=False), "identifies the run that wrote the row"),
 ]
@@ -65,6 +67,7 @@ class Prediction:
     probabilities: tuple[float, ...]
     cam_class: int
     cam: Any  # h x w float32 raw CAM of cam_class
+    cam_shift: tuple[float, float] = (0.0, 0.0)  # (dy, dx) of the cell grid, in cells
 
 
 def to_record(
@@ -106,6 +109,8 @@ def to_record(
         "cam": None,
         "cam_height": None,
         "cam_width": None,
+        "cam_shift_y": None,
+        "cam_shift_x": None,
         "model_sha256": facts.model_sha256,
         "run_id": facts.run_id,
     }
@@ -129,6 +134,8 @@ def to_record(
         cam=prediction.cam.astype("float32").ravel().tolist(),
         cam_height=int(prediction.cam.shape[0]),
         cam_width=int(prediction.cam.shape[1]),
+        cam_shift_y=float(prediction.cam_shift[0]),
+        cam_shift_x=float(prediction.cam_shift[1]),
     )
     return record
 

@@ -1,0 +1,109 @@
+"""Localisation check: `python -m pipeline.localize --output RUN_DIR --ground_truth CSV`."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import json
+from collections.abc import Sequence
+
+import numpy as np
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline.summary import read_records
+from transforms.cam import explain_cam
+from transforms.localization import Box, mask_box_iou, peak_in_box
+from transforms.schema import STATUS_OK
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalisationScore:
+    """How well a run's CAMs point at the ground-truth abnormalities."""
+
+    positives: int  # ground-truth positive images found among the run's ok records
+    skipped_errors: int  # ground-truth positives whose record is an error row
+    pointing_game: float | None  # fraction whose CAM peak lies in the box
+    mean_iou: float | None  # mean IoU of {normalised CAM >= threshold} with the box
+    threshold: float
+
+    def render(self) -> str:
+        def fmt(value: float | None) -> str:
+            return "n/a" if value is None else f"{value:.3f}"
+
+        return (
+            f"localisation over {self.positives} positive images: pointing game {fmt(self.pointing_game)}, "
+            f"mean IoU {fmt(self.mean_iou)} at CAM >= {self.threshold}"
+            + (f" ({self.skipped_errors} error rows skipped)" if self.skipped_errors else "")
+        )
+
+
+def read_ground_truth(path: str) -> dict[str, Box]:
+    """Ground-truth CSV (`image_path,label,x0,y0,x1,y1`) -> boxes of the positive images."""
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        reader = csv.DictReader(io.StringIO(handle.read().decode("utf-8")))
+        missing = {"image_path", "x0", "y0", "x1", "y1"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}: ground truth needs columns {sorted(missing)}")
+        return {
+            row["image_path"].strip(): (int(row["x0"]), int(row["y0"]), int(row["x1"]), int(row["y1"]))
+            for row in reader
+            if row["x0"] not in (None, "")
+        }
+
+
+def score_localisation(records: list[dict], boxes: dict[str, Box], threshold: float | None = None) -> LocalisationScore:
+    """Pointing game and mean IoU, re-rendering each stored raw CAM at the image's size."""
+    hits: list[bool] = []
+    ious: list[float] = []
+    skipped = 0
+    used_threshold = threshold
+    for record in records:
+        box = boxes.get(record["image_path"])
+        if box is None:
+            continue
+        if record["status"] != STATUS_OK:
+            skipped += 1
+            continue
+        level = threshold if threshold is not None else record["threshold"]
+        used_threshold = level
+        hits.append(peak_in_box(record["peak_x"], record["peak_y"], box))
+        cam = np.asarray(record["cam"], dtype=np.float32).reshape(record["cam_height"], record["cam_width"])
+        shift = (record.get("cam_shift_y") or 0.0, record.get("cam_shift_x") or 0.0)
+        full, _ = explain_cam(cam, record["width"], record["height"], level, shift)
+        ious.append(mask_box_iou(full >= level, box))
+    return LocalisationScore(
+        positives=len(hits),
+        skipped_errors=skipped,
+        pointing_game=float(np.mean(hits)) if hits else None,
+        mean_iou=float(np.mean(ious)) if ious else None,
+        threshold=float(used_threshold) if used_threshold is not None else float("nan"),
+    )
+
+
+def localise_run(output_dir: str, ground_truth: str, threshold: float | None = None) -> LocalisationScore:
+    """Score a finished run's records against a ground-truth CSV."""
+    columns = ["image_path", "status", "peak_x", "peak_y", "cam", "cam_height", "cam_width", "width", "height",
+               "threshold", "cam_shift_y", "cam_shift_x"]
+    return score_localisation(read_records(output_dir, columns).to_pylist(), read_ground_truth(ground_truth), threshold)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.localize", description=__doc__)
+    parser.add_argument("--output", required=True, help="a finished run's --output folder")
+    parser.add_argument("--ground_truth", required=True, help="CSV with image_path,label,x0,y0,x1,y1")
+    parser.add_argument("--threshold", type=float, default=None, help="IoU region level (default: the run's)")
+    parser.add_argument("--json", default=None, help="also write the scores to this JSON file")
+    args = parser.parse_args(argv)
+    score = localise_run(args.output, args.ground_truth, args.threshold)
+    print(score.render())
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(dataclasses.asdict(score), handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

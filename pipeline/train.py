@@ -1,0 +1,244 @@
+"""Train the reference CAM classifier on a MURA-layout archive: `python -m pipeline.train ...`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from transforms.imaging import ImageDecodeError, load_model_input
+from transforms.manifest import first_nonblank_line, read_labels
+from transforms.metrics import accuracy, cohen_kappa, study_votes
+from transforms.mura import (
+    clean_line,
+    csv_entry,
+    default_data_root,
+    detect_format,
+    is_csv_header,
+    mura_entry,
+    parse_csv_header,
+    resolve_image_path,
+)
+
+CLASS_NAMES = ("normal", "abnormal")
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelledImages:
+    """Images of one split with their labels and studies, in manifest order."""
+
+    uris: list[str]
+    labels: np.ndarray  # int64, 0/1
+    studies: list[str]
+    manifest_sha256: str
+
+
+def read_labelled_manifest(manifest: str, labels_file: str | None, data_root: str | None) -> LabelledImages:
+    """Manifest lines -> resolved image paths with labels; lines without a label are refused."""
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    first = first_nonblank_line(manifest)
+    fmt = detect_format(first)
+    columns = parse_csv_header(first) if fmt == "csv" else None
+    labels = read_labels(labels_file) if labels_file else None
+    root = data_root or default_data_root(manifest, fmt)
+    with FileSystems.open(manifest, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        data = handle.read()
+    uris, targets, studies = [], [], []
+    for raw in data.decode("utf-8").splitlines():
+        line = clean_line(raw)
+        if not line or (columns is not None and is_csv_header(line, columns)):
+            continue
+        entry = csv_entry(line, columns, labels) if columns is not None else mura_entry(line, labels)
+        if entry.error or entry.label is None:
+            raise ValueError(f"{manifest}: cannot train on {line!r}: {entry.error or 'no label'}")
+        uris.append(resolve_image_path(entry.image_path, root))
+        targets.append(entry.label)
+        studies.append(entry.study_id or entry.image_path)
+    if not uris:
+        raise ValueError(f"{manifest}: no images")
+    return LabelledImages(uris, np.array(targets, dtype=np.int64), studies, hashlib.sha256(data).hexdigest())
+
+
+def load_for_training(uri: bytes, image_size: int) -> tuple[np.ndarray, bool]:
+    """The inference loading path (`load_model_input`) for tf.data; bad images are flagged, not fatal."""
+    from transforms.images import read_bytes
+
+    try:
+        _, model_input = load_model_input(read_bytes(uri.decode("utf-8")), image_size, image_size)
+        return model_input, True
+    except (ImageDecodeError, OSError) as exc:
+        print(f"skipping unreadable training image {uri.decode('utf-8')}: {exc}", file=sys.stderr)
+        return np.zeros((image_size, image_size, 3), np.float32), False
+
+
+def augmenter(seed: int) -> Any:
+    """Random flips, small rotations, zoom-out, brightness/contrast, as Keras preprocessing layers.
+
+    Zoom-out (positive RandomZoom factors) shrinks the anatomy into a black border, which the
+    classic MURA CAM tutorial found useful: many MURA views are taken zoomed out.
+    """
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal", seed=seed),
+            keras.layers.RandomRotation(0.05, fill_mode="constant", seed=seed + 1),
+            keras.layers.RandomZoom((0.0, 0.3), fill_mode="constant", seed=seed + 2),
+            keras.layers.RandomContrast(0.2, value_range=(0, 255), seed=seed + 3),
+            keras.layers.RandomBrightness(0.1, value_range=(0, 255), seed=seed + 4),
+        ],
+        name="augment",
+    )
+
+
+def make_dataset(images: LabelledImages, image_size: int, batch_size: int, training: bool, seed: int) -> Any:
+    """tf.data: parallel decode through the shared loader, augmentation when training, prefetch."""
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((images.uris, images.labels))
+    if training:
+        dataset = dataset.shuffle(len(images.uris), seed=seed, reshuffle_each_iteration=True)
+
+    def load(uri: Any, label: Any) -> tuple[Any, Any, Any]:
+        pixels, ok = tf.numpy_function(
+            lambda u: load_for_training(u, image_size), [uri], [tf.float32, tf.bool], stateful=False
+        )
+        pixels.set_shape((image_size, image_size, 3))
+        return pixels, label, ok
+
+    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    dataset = dataset.filter(_was_readable).map(_drop_flag)
+    if not training:
+        return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    augment = augmenter(seed)
+    dataset = dataset.batch(batch_size)
+    dataset = dataset.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _was_readable(pixels: Any, label: Any, ok: Any) -> Any:
+    return ok
+
+
+def _drop_flag(pixels: Any, label: Any, ok: Any) -> tuple[Any, Any]:
+    return pixels, label
+
+
+def class_weights(labels: np.ndarray, num_classes: int = 2) -> dict[int, float]:
+    """Balanced weights n / (k * n_c), so the rarer class counts as much as the common one."""
+    counts = np.bincount(labels, minlength=num_classes).astype(float)
+    return {c: float(len(labels) / (num_classes * counts[c])) if counts[c] else 0.0 for c in range(num_classes)}
+
+
+def evaluate(model: Any, images: LabelledImages, image_size: int, batch_size: int) -> dict[str, float | None]:
+    """Image accuracy, and study-level accuracy and Cohen's kappa by MURA's mean-probability rule."""
+    probabilities = model.predict(make_dataset(images, image_size, batch_size, False, 0), verbose=0)
+    predicted = probabilities.argmax(axis=1)
+    if len(predicted) != len(images.labels):  # unreadable images were filtered out
+        return {"image_accuracy": None, "study_accuracy": None, "study_kappa": None}
+    votes = study_votes(images.studies, probabilities[:, 1])
+    truth = {study: label for study, label in zip(images.studies, images.labels, strict=True)}
+    keys = sorted(votes)
+    study_truth = np.array([truth[k] for k in keys])
+    study_pred = np.array([votes[k][1] for k in keys])
+    return {
+        "image_accuracy": accuracy(images.labels, predicted),
+        "study_accuracy": accuracy(study_truth, study_pred),
+        "study_kappa": cohen_kappa(study_truth, study_pred),
+    }
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.train", description=__doc__)
+    parser.add_argument("--manifest", required=True, help="training *_image_paths.csv (or CSV with header)")
+    parser.add_argument("--labels", default=None, help="training *_labeled_studies.csv")
+    parser.add_argument("--valid_manifest", required=True, help="validation *_image_paths.csv")
+    parser.add_argument("--valid_labels", default=None, help="validation *_labeled_studies.csv")
+    parser.add_argument("--data_root", default=None, help="root for relative paths (default as pipeline.run)")
+    parser.add_argument("--out", required=True, help="output .keras file; a .json sidecar goes beside it")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--image_size", type=int, default=224)
+    parser.add_argument("--alpha", type=float, default=1.0)
+    parser.add_argument("--feature_stride", type=int, default=32, choices=(8, 16, 32))
+    parser.add_argument("--learning_rate", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras progress: 1 bar, 2 per epoch")
+    return parser.parse_args(argv)
+
+
+def train(args: argparse.Namespace) -> dict[str, Any]:
+    """Train, keep the best checkpoint by validation loss, evaluate it, write model + sidecar."""
+    import keras
+
+    from pipeline.model import build_cam_classifier
+
+    if not args.out.endswith(".keras"):
+        raise ValueError(f"--out must end in .keras, got {args.out!r}")
+    train_images = read_labelled_manifest(args.manifest, args.labels, args.data_root)
+    valid_images = read_labelled_manifest(args.valid_manifest, args.valid_labels, args.data_root)
+    model = build_cam_classifier(args.image_size, args.alpha, len(CLASS_NAMES), args.feature_stride, seed=args.seed)
+    model.compile(
+        optimizer=keras.optimizers.Adam(args.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    checkpoint = keras.callbacks.ModelCheckpoint(args.out, monitor="val_loss", save_best_only=True)
+    history = model.fit(
+        make_dataset(train_images, args.image_size, args.batch_size, True, args.seed),
+        validation_data=make_dataset(valid_images, args.image_size, args.batch_size, False, args.seed),
+        epochs=args.epochs,
+        class_weight=class_weights(train_images.labels),
+        callbacks=[checkpoint],
+        verbose=args.verbose,
+    )
+    best = keras.saving.load_model(args.out, compile=False)
+    train_metrics = evaluate(best, train_images, args.image_size, args.batch_size)
+    valid_metrics = evaluate(best, valid_images, args.image_size, args.batch_size)
+    sidecar = {
+        "class_names": list(CLASS_NAMES),
+        "input_size": [args.image_size, args.image_size],
+        "alpha": args.alpha,
+        "feature_stride": args.feature_stride,
+        "epochs": args.epochs,
+        "best_epoch": int(np.argmin(history.history["val_loss"])) + 1,
+        "train_manifest": args.manifest,
+        "train_manifest_sha256": train_images.manifest_sha256,
+        "train_images": len(train_images.uris),
+        "valid_images": len(valid_images.uris),
+        "trained_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "metrics": {"train": train_metrics, "valid": valid_metrics},
+    }
+    Path(os.path.splitext(args.out)[0] + ".json").write_text(json.dumps(sidecar, indent=2))
+
+    def fmt(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    print(
+        f"trained {args.out}: train accuracy {fmt(train_metrics['image_accuracy'])}, "
+        f"valid accuracy {fmt(valid_metrics['image_accuracy'])}, "
+        f"valid study kappa {fmt(valid_metrics['study_kappa'])} "
+        f"(study accuracy {fmt(valid_metrics['study_accuracy'])})"
+    )
+    return sidecar
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    train(parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

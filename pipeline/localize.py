@@ -15,7 +15,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline.summary import read_records
 from transforms.cam import explain_cam
-from transforms.localization import Box, mask_box_iou, peak_in_box
+from transforms.localization import POINTING_TOLERANCE_PX, Box, mask_box_iou, peak_in_box
 from transforms.schema import STATUS_OK
 
 
@@ -25,7 +25,9 @@ class LocalisationScore:
 
     positives: int  # ground-truth positive images found among the run's ok records
     skipped_errors: int  # ground-truth positives whose record is an error row
-    pointing_game: float | None  # fraction whose CAM peak lies in the box
+    pointing_game: float | None  # fraction whose CAM peak lies within tolerance_px of the box
+    pointing_game_strict: float | None  # fraction whose CAM peak lies inside the box itself
+    tolerance_px: float
     mean_iou: float | None  # mean IoU of {normalised CAM >= threshold} with the box
     threshold: float
 
@@ -34,7 +36,8 @@ class LocalisationScore:
             return "n/a" if value is None else f"{value:.3f}"
 
         return (
-            f"localisation over {self.positives} positive images: pointing game {fmt(self.pointing_game)}, "
+            f"localisation over {self.positives} positive images: pointing game {fmt(self.pointing_game)} "
+            f"(peak within {self.tolerance_px:g} px of the box; strictly inside: {fmt(self.pointing_game_strict)}), "
             f"mean IoU {fmt(self.mean_iou)} at CAM >= {self.threshold}"
             + (f" ({self.skipped_errors} error rows skipped)" if self.skipped_errors else "")
         )
@@ -54,9 +57,15 @@ def read_ground_truth(path: str) -> dict[str, Box]:
         }
 
 
-def score_localisation(records: list[dict], boxes: dict[str, Box], threshold: float | None = None) -> LocalisationScore:
+def score_localisation(
+    records: list[dict],
+    boxes: dict[str, Box],
+    threshold: float | None = None,
+    tolerance: float = POINTING_TOLERANCE_PX,
+) -> LocalisationScore:
     """Pointing game and mean IoU, re-rendering each stored raw CAM at the image's size."""
     hits: list[bool] = []
+    strict_hits: list[bool] = []
     ious: list[float] = []
     skipped = 0
     used_threshold = threshold
@@ -69,7 +78,8 @@ def score_localisation(records: list[dict], boxes: dict[str, Box], threshold: fl
             continue
         level = threshold if threshold is not None else record["threshold"]
         used_threshold = level
-        hits.append(peak_in_box(record["peak_x"], record["peak_y"], box))
+        hits.append(peak_in_box(record["peak_x"], record["peak_y"], box, tolerance))
+        strict_hits.append(peak_in_box(record["peak_x"], record["peak_y"], box))
         cam = np.asarray(record["cam"], dtype=np.float32).reshape(record["cam_height"], record["cam_width"])
         shift = (record.get("cam_shift_y") or 0.0, record.get("cam_shift_x") or 0.0)
         full, _ = explain_cam(cam, record["width"], record["height"], level, shift)
@@ -78,16 +88,21 @@ def score_localisation(records: list[dict], boxes: dict[str, Box], threshold: fl
         positives=len(hits),
         skipped_errors=skipped,
         pointing_game=float(np.mean(hits)) if hits else None,
+        pointing_game_strict=float(np.mean(strict_hits)) if strict_hits else None,
+        tolerance_px=float(tolerance),
         mean_iou=float(np.mean(ious)) if ious else None,
         threshold=float(used_threshold) if used_threshold is not None else float("nan"),
     )
 
 
-def localise_run(output_dir: str, ground_truth: str, threshold: float | None = None) -> LocalisationScore:
+def localise_run(
+    output_dir: str, ground_truth: str, threshold: float | None = None, tolerance: float = POINTING_TOLERANCE_PX
+) -> LocalisationScore:
     """Score a finished run's records against a ground-truth CSV."""
     columns = ["image_path", "status", "peak_x", "peak_y", "cam", "cam_height", "cam_width", "width", "height",
                "threshold", "cam_shift_y", "cam_shift_x"]
-    return score_localisation(read_records(output_dir, columns).to_pylist(), read_ground_truth(ground_truth), threshold)
+    records = read_records(output_dir, columns).to_pylist()
+    return score_localisation(records, read_ground_truth(ground_truth), threshold, tolerance)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,9 +110,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", required=True, help="a finished run's --output folder")
     parser.add_argument("--ground_truth", required=True, help="CSV with image_path,label,x0,y0,x1,y1")
     parser.add_argument("--threshold", type=float, default=None, help="IoU region level (default: the run's)")
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=POINTING_TOLERANCE_PX,
+        help="pointing-game tolerance in pixels (default 15, as Zhang et al. 2016); 0 = strictly inside",
+    )
     parser.add_argument("--json", default=None, help="also write the scores to this JSON file")
     args = parser.parse_args(argv)
-    score = localise_run(args.output, args.ground_truth, args.threshold)
+    score = localise_run(args.output, args.ground_truth, args.threshold, args.tolerance)
     print(score.render())
     if args.json:
         with open(args.json, "w") as handle:

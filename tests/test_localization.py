@@ -16,6 +16,9 @@ def test_peak_in_box_edges_and_missing_peak() -> None:
     assert peak_in_box(10, 20, box) and peak_in_box(29, 39, box)
     assert not peak_in_box(30, 25, box) and not peak_in_box(15, 40, box)
     assert not peak_in_box(None, None, box)
+    assert peak_in_box(30 + 14, 25, box, tolerance=15) and not peak_in_box(30 + 15, 25, box, tolerance=15)
+    assert peak_in_box(29 + 9, 39 + 12, box, tolerance=15)  # corner: sqrt(9^2 + 12^2) = 15
+    assert not peak_in_box(29 + 9, 39 + 13, box, tolerance=15)
 
 
 def test_mask_box_iou_hand_computed() -> None:
@@ -46,9 +49,11 @@ def test_score_localisation_counts_hits_ious_and_errors() -> None:
         _record("negative.png", (5, 5), cam),
     ]
     boxes = {p: (0, 0, 20, 20) for p in ("hit.png", "miss.png", "none.png", "bad.png")}
-    score = score_localisation(records, boxes)
+    score = score_localisation(records, boxes, tolerance=0)
     assert score.positives == 3 and score.skipped_errors == 1
-    assert score.pointing_game == pytest.approx(1 / 3)
+    assert score.pointing_game == score.pointing_game_strict == pytest.approx(1 / 3)
+    near = score_localisation([_record("near.png", (24, 5), cam)], {"near.png": (0, 0, 20, 20)}, tolerance=15)
+    assert near.pointing_game == 1.0 and near.pointing_game_strict == 0.0
     assert 0.0 < score.mean_iou < 1.0
 
 

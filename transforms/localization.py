@@ -7,12 +7,19 @@ import numpy as np
 Box = tuple[int, int, int, int]  # x0, y0 inclusive; x1, y1 exclusive; original pixels
 
 
-def peak_in_box(peak_x: int | None, peak_y: int | None, box: Box) -> bool:
-    """Pointing-game hit (Zhang et al. 2016): the CAM's maximum lies inside the box; no peak misses."""
+# Zhang et al. (2016, "Top-down neural attention by excitation backprop") count a pointing-game hit
+# when the maximum lies on the object "within a 15-pixel tolerance".
+POINTING_TOLERANCE_PX = 15.0
+
+
+def peak_in_box(peak_x: int | None, peak_y: int | None, box: Box, tolerance: float = 0.0) -> bool:
+    """Pointing-game hit: the CAM's maximum lies within `tolerance` pixels of the box; no peak misses."""
     if peak_x is None or peak_y is None:
         return False
     x0, y0, x1, y1 = box
-    return x0 <= peak_x < x1 and y0 <= peak_y < y1
+    dx = max(x0 - peak_x, 0, peak_x - (x1 - 1))
+    dy = max(y0 - peak_y, 0, peak_y - (y1 - 1))
+    return dx * dx + dy * dy <= tolerance * tolerance
 
 
 def box_mask(box: Box, width: int, height: int) -> np.ndarray:

@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(PY) -m pipeline.demo --workdir $(DEMO_DIR)
 
 lint: $(STAMP)
-	$(PY) -m ruff check pipeline transforms tests bench
+	$(PY) -m ruff check pipeline transforms tests
 
 test: $(STAMP) lint
 	$(PY) -m pytest -q

@@ -13,6 +13,7 @@ from pipeline import train as train_module
 from pipeline.localize import localise_run
 from pipeline.run import run
 from pipeline.synth import generate_archive
+from transforms.metrics import format_metric
 
 # A configuration that trains in a few minutes on 2 CPU cores: MobileNetV2 alpha 0.35 at 128 px,
 # feature maps taken at output stride 8 (16x16 CAMs instead of 4x4: findings are ~15% of a side).
@@ -93,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     score = localise_run(str(paths.audit), str(paths.mura / "valid_ground_truth.csv"))
     (paths.audit / "localization.json").write_text(json.dumps(dataclasses.asdict(score), indent=2))
-    accuracy = "n/a" if summary.image_accuracy is None else f"{summary.image_accuracy:.3f}"
+    accuracy = format_metric(summary.image_accuracy)
     print()
     print("=" * 72)
     print(f"cam-audit demo: {summary.rows} images, {summary.errors} errors, image accuracy {accuracy}")

@@ -16,6 +16,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipeline.summary import read_records
 from transforms.cam import explain_cam
 from transforms.localization import POINTING_TOLERANCE_PX, Box, mask_box_iou, peak_in_box
+from transforms.metrics import format_metric
 from transforms.schema import STATUS_OK
 
 
@@ -32,13 +33,11 @@ class LocalisationScore:
     threshold: float
 
     def render(self) -> str:
-        def fmt(value: float | None) -> str:
-            return "n/a" if value is None else f"{value:.3f}"
-
         return (
-            f"localisation over {self.positives} positive images: pointing game {fmt(self.pointing_game)} "
-            f"(peak within {self.tolerance_px:g} px of the box; strictly inside: {fmt(self.pointing_game_strict)}), "
-            f"mean IoU {fmt(self.mean_iou)} at CAM >= {self.threshold}"
+            f"localisation over {self.positives} positive images: pointing game {format_metric(self.pointing_game)} "
+            f"(peak within {self.tolerance_px:g} px of the box; "
+            f"strictly inside: {format_metric(self.pointing_game_strict)}), "
+            f"mean IoU {format_metric(self.mean_iou)} at CAM >= {self.threshold}"
             + (f" ({self.skipped_errors} error rows skipped)" if self.skipped_errors else "")
         )
 

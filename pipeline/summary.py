@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.metrics import accuracy, cohen_kappa, study_votes
+from transforms.metrics import accuracy, cohen_kappa, format_metric, study_votes
 from transforms.output_paths import join_output
 from transforms.records import RECORDS_DIR
 from transforms.schema import RECORD_SCHEMA, STATUS_OK
@@ -60,14 +60,12 @@ class AuditSummary:
     def render(self, output_dir: str, run_info: str, seconds: float) -> str:
         """Human-readable summary with where everything is."""
 
-        def fmt(value: float | None) -> str:
-            return "n/a" if value is None else f"{value:.3f}"
-
         lines = [
             f"cam-audit: {self.rows} images in {seconds:.1f} s ({self.ok} ok, {self.errors} errors)",
-            f"  image accuracy {fmt(self.image_accuracy)}, kappa {fmt(self.image_kappa)} "
+            f"  image accuracy {format_metric(self.image_accuracy)}, kappa {format_metric(self.image_kappa)} "
             f"over {self.labelled} labelled images",
-            f"  study accuracy {fmt(self.study_accuracy)}, kappa {fmt(self.study_kappa)} over {self.studies} studies",
+            f"  study accuracy {format_metric(self.study_accuracy)}, "
+            f"kappa {format_metric(self.study_kappa)} over {self.studies} studies",
         ]
         lines += [f"  error: {example}" for example in self.error_examples]
         lines += [

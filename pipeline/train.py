@@ -17,7 +17,7 @@ import numpy as np
 
 from transforms.imaging import ImageDecodeError, load_model_input
 from transforms.manifest import first_nonblank_line, read_labels
-from transforms.metrics import accuracy, cohen_kappa, study_votes
+from transforms.metrics import accuracy, cohen_kappa, format_metric, study_votes
 from transforms.mura import (
     clean_line,
     csv_entry,
@@ -223,14 +223,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     }
     Path(os.path.splitext(args.out)[0] + ".json").write_text(json.dumps(sidecar, indent=2))
 
-    def fmt(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.3f}"
-
     print(
-        f"trained {args.out}: train accuracy {fmt(train_metrics['image_accuracy'])}, "
-        f"valid accuracy {fmt(valid_metrics['image_accuracy'])}, "
-        f"valid study kappa {fmt(valid_metrics['study_kappa'])} "
-        f"(study accuracy {fmt(valid_metrics['study_accuracy'])})"
+        f"trained {args.out}: train accuracy {format_metric(train_metrics['image_accuracy'])}, "
+        f"valid accuracy {format_metric(valid_metrics['image_accuracy'])}, "
+        f"valid study kappa {format_metric(valid_metrics['study_kappa'])} "
+        f"(study accuracy {format_metric(valid_metrics['study_accuracy'])})"
     )
     return sidecar
 

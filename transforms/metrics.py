@@ -7,6 +7,11 @@ from collections.abc import Iterable
 import numpy as np
 
 
+def format_metric(value: float | None) -> str:
+    """A metric for people: three decimals, or 'n/a' when it could not be computed."""
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def accuracy(labels: np.ndarray, predictions: np.ndarray) -> float | None:
     """Fraction of equal pairs; None for no pairs."""
     if len(labels) == 0:

@@ -14,6 +14,7 @@ from transforms.cam_model import (
     build_cam_model,
     find_cam_head,
     load_keras_model,
+    mixed_precision_clone,
     model_input_size,
     predict_fn,
 )
@@ -165,3 +166,49 @@ def test_feature_grid_of_symmetric_model_is_naive() -> None:
     model = build_tiny_cam_model()  # 'same' stride-1 convs and a 2x2 max pool: no shift
     grid = feature_grid(model, find_cam_head(model))
     assert grid.exact and grid.shift_cells() == (0.0, 0.0) and grid.step_x == 2.0
+
+
+def test_mixed_precision_clone_computes_in_float16_and_keeps_the_head_float32() -> None:
+    model = build_tiny_cam_model(seed=5)
+    clone = mixed_precision_clone(model)
+    policies = {layer.name: layer.dtype_policy.name for layer in clone.layers if layer.weights}
+    assert policies["last_conv"] == "mixed_float16" and policies["classifier"] == "float32"
+    assert keras.mixed_precision.global_policy().name == "float32"  # no process-wide side effect
+    batch = random_batch(4)
+    probabilities, cams = predict_fn(build_cam_model(model))(batch)
+    mixed_probabilities, mixed_cams = predict_fn(build_cam_model(clone))(batch)
+    assert mixed_probabilities.dtype == np.float32 and mixed_cams.dtype == np.float32
+    # float16 keeps ~3 significant digits: CAMs agree to 1 % of their range, argmaxes match.
+    np.testing.assert_allclose(mixed_cams, cams, rtol=0, atol=1e-2 * float(np.abs(cams).max()))
+    np.testing.assert_allclose(mixed_probabilities, probabilities, atol=1e-2)
+    assert np.array_equal(mixed_cams.reshape(4, -1, 2).argmax(axis=1), cams.reshape(4, -1, 2).argmax(axis=1))
+
+
+def test_loader_applies_mixed_precision_to_the_loaded_model(tiny_model_path: Path) -> None:
+    from transforms.inference import CamModelLoader
+
+    batch = random_batch(2)
+    _, cams = CamModelLoader(str(tiny_model_path)).load_model().predict(batch)
+    _, mixed_cams = CamModelLoader(str(tiny_model_path), mixed_precision=True).load_model().predict(batch)
+    assert mixed_cams.dtype == np.float32
+    assert not np.array_equal(mixed_cams, cams)  # the float16 forward pass really ran
+    np.testing.assert_allclose(mixed_cams, cams, rtol=0, atol=1e-2 * float(np.abs(cams).max()))
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+@pytest.mark.parametrize("stride", [8, 16, 32])
+def test_reference_classifier_cams_match_independent_sum(stride: int) -> None:
+    from pipeline.model import build_cam_classifier
+
+    model = build_cam_classifier(64, 0.35, feature_stride=stride, seed=1)
+    batch = random_batch(2, 64, 64)
+    probabilities, cams = predict_fn(build_cam_model(model))(batch)
+    extractor = model.get_layer(f"mobilenetv2_s{stride}")
+    features = extractor.predict(batch / 127.5 - 1.0, verbose=0)  # the embedded Rescaling, by hand
+    weights = model.get_layer("classifier").get_weights()[0]
+    expected = np.zeros(features.shape[:3] + (2,))
+    for channel in range(features.shape[-1]):
+        expected += features[..., channel, None] * weights[channel][None, None, None, :]
+    assert cams.shape == (2, 64 // stride, 64 // stride, 2)
+    assert_cams_close(cams, expected)
+    np.testing.assert_allclose(probabilities, model.predict(batch, verbose=0), atol=1e-6)

@@ -19,7 +19,7 @@ from transforms.metrics import format_metric
 # feature maps taken at output stride 8 (16x16 CAMs instead of 4x4: findings are ~15% of a side).
 DEMO_PATIENTS = 300
 DEMO_SEED = 0
-DEMO_TRAINING = {"image_size": 128, "alpha": 0.35, "feature_stride": 8, "epochs": 14, "batch_size": 32}
+DEMO_TRAINING = {"image_size": 128, "alpha": 0.35, "feature_stride": 8, "epochs": 12, "batch_size": 32}
 
 
 @dataclasses.dataclass(frozen=True)

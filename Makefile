@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_out
+BENCH_ARGS ?=
+BENCH_FULL_ARGS ?=
 
 .PHONY: install demo test lint bench bench-full clean
 
@@ -20,10 +22,19 @@ demo: $(STAMP)
 	$(PY) -m pipeline.demo --workdir $(DEMO_DIR)
 
 lint: $(STAMP)
-	$(PY) -m ruff check pipeline transforms tests
+	$(PY) -m ruff check pipeline transforms tests bench
 
 test: $(STAMP) lint
 	$(PY) -m pytest -q
+
+# Throughput beside its limit and two alternatives, and memory at two sizes (see bench/README.md).
+# BENCH_ARGS=--quick for a ~2-minute development run.
+bench: $(STAMP)
+	$(PY) -m bench.run_bench $(BENCH_ARGS)
+
+# The full synthetic MURA (40,005 images, generated once into bench/out/full, ~3.6 GB), 2 worker processes.
+bench-full: $(STAMP)
+	$(PY) -m bench.full $(BENCH_FULL_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) bench/out build *.egg-info

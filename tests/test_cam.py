@@ -102,3 +102,16 @@ def test_shifted_upsample_moves_the_grid_by_whole_cells() -> None:
     shifted = upsample(cam, 16, 1, shift=(0.0, 1.0))
     assert int(np.argmax(shifted)) == int(np.argmax(plain)) + 4
     np.testing.assert_allclose(interpolation_matrix(16, 4, 1.0).sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_upsample_equals_the_interpolation_matrix_product() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        cam = rng.uniform(-1, 1, tuple(rng.integers(1, 16, 2))).astype(np.float32)
+        height, width = (int(v) for v in rng.integers(1, 300, 2))
+        shift = (float(rng.uniform(-0.5, 0.5)), float(rng.uniform(-0.5, 0.5)))
+        expected = interpolation_matrix(height, cam.shape[0], shift[0]) @ cam
+        expected = expected @ interpolation_matrix(width, cam.shape[1], shift[1]).T
+        grown = upsample(cam, width, height, shift)
+        assert grown.dtype == np.float32 and grown.shape == (height, width)
+        np.testing.assert_allclose(grown, expected, rtol=0, atol=1e-6)

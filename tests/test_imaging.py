@@ -89,3 +89,11 @@ def test_resize_for_model_gives_float_input_of_model_size() -> None:
     assert 0.0 <= resized.min() and resized.max() <= 255.0
     rgb, model_input = load_model_input(encode(RGB), 60, 80)  # growing uses bilinear
     assert rgb.shape == (30, 40, 3) and model_input.shape == (60, 80, 3)
+
+
+@pytest.mark.parametrize(("height", "width"), [(224, 224), (32, 48), (20, 90), (64, 64)])
+def test_grey_model_input_equals_resizing_the_rgb_image(height: int, width: int) -> None:
+    grey = np.random.default_rng(height).integers(0, 256, (47, 61), dtype=np.uint8)  # shrinks, grows, both
+    rgb, model_input = load_model_input(encode(grey), height, width)
+    assert model_input.dtype == np.float32 and model_input.shape == (height, width, 3)
+    np.testing.assert_array_equal(model_input, resize_for_model(rgb, height, width))

@@ -37,3 +37,13 @@ def test_encodings_round_trip(fmt: str) -> None:
 def test_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="jpg"):
         encode_image(np.zeros((2, 2, 3), np.uint8), "bmp")
+
+
+def test_overlay_equals_a_plain_numpy_blend() -> None:
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    cam = rng.uniform(0, 1, (37, 53)).astype(np.float32)
+    heat = cv2.applyColorMap(np.clip(cam * 255.0 + 0.5, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
+    blended = cv2.addWeighted(rgb[..., ::-1].copy(), 0.5, heat, 0.5, 0.0)
+    expected = np.where((cam >= 0.3)[..., None], blended, rgb[..., ::-1])
+    np.testing.assert_array_equal(render_overlay(rgb, cam, threshold=0.3), expected)

@@ -91,6 +91,25 @@ def test_infer_cams_batches_and_explains_the_predicted_class(tiny_model_path: Pa
         assert_that(checks, equal_to([(f"img{i}.png", (16, 16), True, True) for i in range(7)]))
 
 
+def test_infer_cams_keeps_each_batch_in_its_window(tiny_model_path: Path) -> None:
+    # Results leave the forward thread one batch late (the last in finish_bundle): each must keep
+    # the window of its own batch, not the one being processed when it comes out.
+    from apache_beam.transforms.window import FixedWindows, TimestampedValue
+
+    stamped = [TimestampedValue(_loaded(i), 10 * (i % 2)) for i in range(6)]
+    with local_pipeline() as p:
+        inferred = (
+            p
+            | beam.Create(stamped)
+            | beam.WindowInto(FixedWindows(10))
+            | InferCams(CamModelLoader(str(tiny_model_path)), min_batch_size=2, max_batch_size=2)
+        )
+        windows = inferred | beam.Map(
+            lambda r, window=beam.DoFn.WindowParam: (r.image.entry.image_path, int(window.start))
+        )
+        assert_that(windows, equal_to([(f"img{i}.png", 10 * (i % 2)) for i in range(6)]))
+
+
 def test_infer_cams_fixed_class(tiny_model_path: Path) -> None:
     with local_pipeline() as p:
         inferred = p | beam.Create([_loaded(0), _loaded(1)]) | InferCams(

@@ -37,18 +37,23 @@ def rectify_and_normalise(cam: np.ndarray) -> tuple[np.ndarray, float]:
     return (rectified / peak).astype(np.float32), peak
 
 
-def interpolation_matrix(size_out: int, size_in: int, shift: float = 0.0) -> np.ndarray:
-    """size_out x size_in linear-interpolation weights along one axis.
+def interpolation_taps(size_out: int, size_in: int, shift: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per output pixel along one axis: (low source index, high source index, weight of high).
 
     Output pixel x samples source coordinate (x + 0.5) * size_in / size_out - 0.5 - shift, where
     source cell i sits at i: half-pixel centres (as cv2.resize and tf.image.resize) moved by
-    `shift` cells, clamped at the borders.
+    `shift` cells, clamped at the borders. Linear interpolation needs two taps per pixel.
     """
     coords = (np.arange(size_out, dtype=np.float64) + 0.5) * (size_in / size_out) - 0.5 - shift
     coords = np.clip(coords, 0.0, size_in - 1)
-    low = np.floor(coords).astype(np.int64)
+    low = np.floor(coords).astype(np.intp)
     high = np.minimum(low + 1, size_in - 1)
-    frac = coords - low
+    return low, high, coords - low
+
+
+def interpolation_matrix(size_out: int, size_in: int, shift: float = 0.0) -> np.ndarray:
+    """size_out x size_in linear-interpolation weights along one axis (the taps as a matrix)."""
+    low, high, frac = interpolation_taps(size_out, size_in, shift)
     weights = np.zeros((size_out, size_in), dtype=np.float64)
     rows = np.arange(size_out)
     np.add.at(weights, (rows, low), 1.0 - frac)
@@ -59,11 +64,23 @@ def interpolation_matrix(size_out: int, size_in: int, shift: float = 0.0) -> np.
 def upsample(cam: np.ndarray, width: int, height: int, shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     """Bilinear resize of an h x w map to height x width, its grid moved by (dy, dx) cells.
 
-    Separable: rows @ cam @ cols.T, exact in float32 (cv2.warpAffine would quantise the shift).
+    Separable, two taps per pixel and axis, exact in float32 (cv2.warpAffine would quantise the
+    shift): interpolation_matrix(height) @ cam @ interpolation_matrix(width).T up to float32
+    rounding, computed without BLAS. A worker process also runs TensorFlow, and OpenBLAS's threads
+    fighting TensorFlow's made that small product take ~6 ms per image. Columns go first, on the
+    h-row map, so the full-size pass only gathers whole rows.
     """
-    rows = interpolation_matrix(int(height), cam.shape[0], shift[0])
-    cols = interpolation_matrix(int(width), cam.shape[1], shift[1])
-    return rows @ cam.astype(np.float32) @ cols.T
+    cam32 = cam.astype(np.float32, copy=False)
+    low_y, high_y, frac_y = interpolation_taps(int(height), cam.shape[0], shift[0])
+    low_x, high_x, frac_x = interpolation_taps(int(width), cam.shape[1], shift[1])
+    # Weights rounded to float32 once, as the matrix form stores them.
+    keep_x, take_x = (1.0 - frac_x).astype(np.float32), frac_x.astype(np.float32)
+    keep_y, take_y = (1.0 - frac_y).astype(np.float32)[:, None], frac_y.astype(np.float32)[:, None]
+    columns = cam32[:, low_x] * keep_x + cam32[:, high_x] * take_x  # h x width
+    full = columns[low_y]
+    full *= keep_y
+    full += columns[high_y] * take_y
+    return full
 
 
 def cam_peak(cam_full: np.ndarray) -> tuple[int, int]:

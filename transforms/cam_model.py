@@ -27,6 +27,7 @@ class CamHead:
     output_kind: str  # 'softmax' | 'sigmoid1' | 'linear'
     num_classes: int  # classes as the pipeline reports them (a 1-unit sigmoid counts as 2)
     path: tuple[str, ...]  # layer names from the feature maps to the output, for messages
+    layer_names: tuple[str, ...] = ()  # the head's own layers: GAP, Dropout, Dense, activation
 
 
 def _layer_class(layer: Any) -> str:
@@ -54,12 +55,14 @@ def find_cam_head(model: Any) -> CamHead:
     tensor = outputs[0]
     seen: list[str] = []
     layer = _inbound_layer(tensor)
+    names = [layer.name]
     seen.append(f"{layer.name} ({_layer_class(layer)})")
     trailing_activation = None
     if _layer_class(layer) in ("Activation", "Softmax"):
         trailing_activation = "softmax" if _layer_class(layer) == "Softmax" else _activation_name(layer)
         tensor = layer.input
         layer = _inbound_layer(tensor)
+        names.append(layer.name)
         seen.append(f"{layer.name} ({_layer_class(layer)})")
     if _layer_class(layer) != "Dense":
         raise CamModelError(
@@ -72,11 +75,13 @@ def find_cam_head(model: Any) -> CamHead:
         raise CamModelError(f"Dense {dense.name} has an activation and is followed by another: {seen}")
     tensor = dense.input
     layer = _inbound_layer(tensor)
+    names.append(layer.name)
     seen.append(f"{layer.name} ({_layer_class(layer)})")
     # Dropout is the identity at inference, so it may sit between GAP and Dense.
     while _layer_class(layer) == "Dropout":
         tensor = layer.input
         layer = _inbound_layer(tensor)
+        names.append(layer.name)
         seen.append(f"{layer.name} ({_layer_class(layer)})")
     if _layer_class(layer) != "GlobalAveragePooling2D":
         raise CamModelError(
@@ -102,7 +107,7 @@ def find_cam_head(model: Any) -> CamHead:
             f"Dense {dense.name} must be softmax (>= 2 units), linear logits (>= 2 units) or a "
             f"1-unit sigmoid; found activation {activation!r} with {units} unit(s)"
         )
-    return CamHead(features, dense, kind, classes, tuple(reversed(seen)))
+    return CamHead(features, dense, kind, classes, tuple(reversed(seen)), tuple(reversed(names)))
 
 
 def _activation_name(layer: Any) -> str:
@@ -158,7 +163,34 @@ def build_cam_model(model: Any, preprocess: str = "none") -> Any:
         probabilities = keras.ops.softmax(output, axis=-1)
     else:
         probabilities = output
+    probabilities = keras.ops.cast(probabilities, "float32")
     return keras.Model(inputs, [probabilities, cams], name="cam_model")
+
+
+MIXED_POLICY = "mixed_float16"
+
+
+def mixed_precision_clone(model: Any, policy: str = MIXED_POLICY) -> Any:
+    """The same classifier with its backbone computing in `policy`; the CAM head stays float32.
+
+    Keras' global policy only applies to layers built after it is set: a loaded model keeps the
+    float32 policy saved in each layer's config. Cloning layer by layer with the policy written into
+    each config is what changes it, for this model only (no process-wide side effect). Variables stay
+    float32 under a mixed policy, so the weights copy over as they are. GAP, Dense and its activation
+    stay float32, as Keras' mixed-precision guide recommends for the output layers.
+    """
+    import keras
+
+    head_layers = set(find_cam_head(model).layer_names)
+
+    def clone_layer(layer: Any) -> Any:
+        config = layer.get_config()
+        config["dtype"] = "float32" if layer.name in head_layers else policy
+        return layer.__class__.from_config(config)
+
+    clone = keras.models.clone_model(model, clone_function=clone_layer, recursive=True)
+    clone.set_weights(model.get_weights())
+    return clone
 
 
 def _cam_projection_class() -> type:
@@ -172,7 +204,10 @@ def _cam_projection_class() -> type:
             self._kernel = kernel
 
         def call(self, features: Any) -> Any:
-            kernel = keras.ops.cast(self._kernel, features.dtype)
+            # float32 whatever the backbone computes in: under mixed precision the feature maps
+            # arrive as float16, and a 1280-channel weighted sum in float16 loses the CAM's detail.
+            features = keras.ops.cast(features, "float32")
+            kernel = keras.ops.cast(self._kernel, "float32")
             return keras.ops.tensordot(features, kernel, axes=[[3], [0]])
 
     return _CamProjection
@@ -180,7 +215,8 @@ def _cam_projection_class() -> type:
 
 def CamProjection(kernel: Any, name: str) -> Any:  # noqa: N802 - reads as a layer constructor
     """Layer factory, deferred so that importing this module does not import Keras."""
-    return _cam_projection_class()(kernel, name=name)
+    # dtype float32 also stops Keras from autocasting the features to a mixed global policy.
+    return _cam_projection_class()(kernel, name=name, dtype="float32")
 
 
 def file_sha256(data: bytes) -> str:

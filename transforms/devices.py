@@ -7,13 +7,15 @@ import logging
 _LOGGER = logging.getLogger(__name__)
 
 
-def configure_tensorflow(mixed_precision: bool = False) -> list[str]:
-    """Enable GPU memory growth (no worker grabs a whole card) and optionally mixed precision.
+def configure_tensorflow() -> list[str]:
+    """Enable GPU memory growth, so that no worker grabs a whole card.
+
+    Mixed precision is not set here: Keras' global policy does not change a loaded model's layers
+    (see `cam_model.mixed_precision_clone`, which does, for one model and no other).
 
     Returns:
         The names of the visible GPUs (empty on a CPU-only machine).
     """
-    import keras
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -24,6 +26,4 @@ def configure_tensorflow(mixed_precision: bool = False) -> list[str]:
             # Raised once the runtime is initialised (a second model in the same process): the
             # setting from the first call stands.
             _LOGGER.debug("memory growth already fixed for %s", gpu.name)
-    if mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
     return [gpu.name for gpu in gpus]

@@ -64,8 +64,8 @@ def stretch_to_uint8(image: np.ndarray) -> np.ndarray:
     return np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
 
 
-def decode_image(data: bytes) -> np.ndarray:
-    """Encoded PNG/JPEG (grey, 16-bit grey, RGB, RGBA, palette) bytes -> H x W x 3 RGB uint8."""
+def decode_unchanged(data: bytes) -> np.ndarray:
+    """Encoded PNG/JPEG bytes -> the pixels as stored (grey, 16-bit grey, BGR, BGRA), checked complete."""
     check_complete(data)
     buffer = np.frombuffer(data, dtype=np.uint8)
     image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
@@ -73,20 +73,35 @@ def decode_image(data: bytes) -> np.ndarray:
         raise ImageDecodeError(f"not a decodable image ({len(data)} bytes, starts {data[:8]!r})")
     if image.size == 0:
         raise ImageDecodeError("image has no pixels")
-    return to_rgb_uint8(image)
+    return image
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """Encoded PNG/JPEG (grey, 16-bit grey, RGB, RGBA, palette) bytes -> H x W x 3 RGB uint8."""
+    return to_rgb_uint8(decode_unchanged(data))
+
+
+def _resize_uint8(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Any uint8 image to height x width, with the interpolation the model input uses."""
+    src_height, src_width = image.shape[:2]
+    # Area averaging when shrinking avoids aliasing of fine trabecular texture; bilinear to grow.
+    shrinking = src_height >= height and src_width >= width
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
 def resize_for_model(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
     """RGB uint8 at any size -> height x width x 3 float32 in 0..255, the model's input."""
-    src_height, src_width = rgb.shape[:2]
-    # Area averaging when shrinking avoids aliasing of fine trabecular texture; bilinear to grow.
-    shrinking = src_height >= height and src_width >= width
-    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    resized = cv2.resize(rgb, (width, height), interpolation=interpolation)
-    return resized.astype(np.float32)
+    return _resize_uint8(rgb, height, width).astype(np.float32)
 
 
 def load_model_input(data: bytes, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Encoded bytes -> (original RGB uint8, model input float32); the one loading path."""
-    rgb = decode_image(data)
+    image = decode_unchanged(data)
+    rgb = to_rgb_uint8(image)
+    if image.ndim == 2 and image.dtype == np.uint8:
+        # Grey, as most radiographs: resizing the one channel and then stacking it gives the same
+        # bytes as resizing the three equal channels (OpenCV resizes channels independently), for a
+        # third of the work.
+        return rgb, cv2.cvtColor(_resize_uint8(image, height, width), cv2.COLOR_GRAY2RGB).astype(np.float32)
     return rgb, resize_for_model(rgb, height, width)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import apache_beam as beam
 import numpy as np
 from apache_beam.utils import shared
+from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.images import METRICS_NAMESPACE, LoadedImage
 from transforms.schema import Prediction
@@ -56,14 +59,28 @@ class CamModelLoader:
         self.mixed_precision = mixed_precision
 
     def load_model(self) -> LoadedCamModel:
-        from transforms.cam_model import build_cam_model, feature_grid, find_cam_head, load_keras_model, predict_fn
+        from transforms.cam_model import (
+            build_cam_model,
+            feature_grid,
+            find_cam_head,
+            load_keras_model,
+            mixed_precision_clone,
+            model_input_size,
+            predict_fn,
+        )
         from transforms.devices import configure_tensorflow
 
-        configure_tensorflow(mixed_precision=self.mixed_precision)
+        configure_tensorflow()
         model, _ = load_keras_model(self.model_path)
         head = find_cam_head(model)
         shift = feature_grid(model, head).shift_cells() if self.align_cams else (0.0, 0.0)
-        return LoadedCamModel(predict_fn(build_cam_model(model, self.preprocess)), head.num_classes, shift)
+        if self.mixed_precision:
+            model = mixed_precision_clone(model)
+        predict = predict_fn(build_cam_model(model, self.preprocess))
+        # Trace now: the one-off tracing cost belongs to loading (model_load_ms), not to the first batch.
+        height, width = model_input_size(model)
+        predict(np.zeros((1, height, width, 3), dtype=np.float32))
+        return LoadedCamModel(predict, head.num_classes, shift)
 
 
 def explained_class(probabilities: np.ndarray, cam_class: int | None) -> int:
@@ -71,8 +88,25 @@ def explained_class(probabilities: np.ndarray, cam_class: int | None) -> int:
     return int(np.argmax(probabilities)) if cam_class is None else cam_class
 
 
+@dataclasses.dataclass(frozen=True)
+class _BatchInFlight:
+    """A batch whose forward pass runs in the background, and the window its results belong to."""
+
+    images: list[LoadedImage]
+    outputs: concurrent.futures.Future  # -> (probabilities, cams, seconds)
+    timestamp: Any
+    window: Any
+    pane_info: Any
+
+
 class _CamInferenceDoFn(beam.DoFn):
-    """list[LoadedImage] -> InferredImage per image, one forward pass per batch."""
+    """list[LoadedImage] -> InferredImage per image, one forward pass per batch.
+
+    The forward pass of batch k runs on a background thread while this DoFn hands on the results of
+    batch k-1: downstream rendering and encoding of k-1 and the decoding of batch k+1 (fused into the
+    same bundle) then overlap with TensorFlow, which releases the GIL while it computes. Results come
+    one batch late, the last in `finish_bundle`, each in its own batch's window.
+    """
 
     def __init__(
         self,
@@ -87,6 +121,9 @@ class _CamInferenceDoFn(beam.DoFn):
         # One tag per stage: every DoFn instance of this stage in a process shares one model.
         self._shared_tag = uuid.uuid4().hex
         self._model: LoadedCamModel | None = None
+        self._forward_thread: concurrent.futures.ThreadPoolExecutor | None = None
+        self._in_flight: _BatchInFlight | None = None
+        self._unreported_load_ms: int | None = None
         self._load_ms = beam.metrics.Metrics.distribution(METRICS_NAMESPACE, "model_load_ms")
         self._batch_size = beam.metrics.Metrics.distribution(METRICS_NAMESPACE, "batch_size")
         self._batch_ms = beam.metrics.Metrics.distribution(METRICS_NAMESPACE, "inference_batch_ms")
@@ -95,7 +132,8 @@ class _CamInferenceDoFn(beam.DoFn):
         def load() -> LoadedCamModel:
             start = self._clock()
             model = self._loader.load_model()
-            self._load_ms.update(int((self._clock() - start) * 1000))
+            # Reported from start_bundle: setup runs outside any bundle, where metric updates are dropped.
+            self._unreported_load_ms = int((self._clock() - start) * 1000)
             return model
 
         self._model = self._shared_handle.acquire(load, tag=self._shared_tag)
@@ -103,15 +141,57 @@ class _CamInferenceDoFn(beam.DoFn):
             raise ValueError(
                 f"--cam_class {self._cam_class} is out of range for a model of {self._model.num_classes} classes"
             )
+        # One thread: batches stay in order and at most one waits while another computes.
+        self._forward_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cam_forward")
 
-    def process(self, batch: list[LoadedImage]) -> Iterator[InferredImage]:
+    def start_bundle(self) -> None:
+        self._in_flight = None  # a batch left by a failed bundle is never emitted
+        if self._unreported_load_ms is not None:
+            self._load_ms.update(self._unreported_load_ms)
+            self._unreported_load_ms = None
+
+    def process(
+        self,
+        batch: list[LoadedImage],
+        timestamp: Any = beam.DoFn.TimestampParam,
+        window: Any = beam.DoFn.WindowParam,
+        pane_info: Any = beam.DoFn.PaneInfoParam,
+    ) -> Iterator[WindowedValue]:
+        assert self._forward_thread is not None
+        submitted = _BatchInFlight(
+            batch, self._forward_thread.submit(self._forward, batch), timestamp, window, pane_info
+        )
+        previous, self._in_flight = self._in_flight, submitted
+        if previous is not None:
+            yield from self._emit(previous)
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        previous, self._in_flight = self._in_flight, None
+        if previous is not None:
+            yield from self._emit(previous)
+
+    def teardown(self) -> None:
+        if self._forward_thread is not None:
+            self._forward_thread.shutdown(wait=True)
+            self._forward_thread = None
+
+    def _forward(self, batch: list[LoadedImage]) -> tuple[np.ndarray, np.ndarray, float]:
+        """Runs on the forward thread: (probabilities, CAMs, seconds taken)."""
         assert self._model is not None
         start = self._clock()
         inputs = np.stack([image.model_input for image in batch])
         probabilities, cams = self._model.predict(inputs)
-        self._batch_ms.update(int((self._clock() - start) * 1000))
-        self._batch_size.update(len(batch))
-        for index, image in enumerate(batch):
+        return probabilities, cams, self._clock() - start
+
+    def _emit(self, in_flight: _BatchInFlight) -> Iterator[WindowedValue]:
+        """Waits for a batch's forward pass and yields its images, in the batch's window."""
+        assert self._model is not None
+        probabilities, cams, seconds = in_flight.outputs.result()
+        # Metrics are updated here, on the bundle's thread: Beam's metric containers are per thread.
+        self._batch_ms.update(int(seconds * 1000))
+        self._batch_size.update(len(in_flight.images))
+        windows = (in_flight.window,)
+        for index, image in enumerate(in_flight.images):
             chosen = explained_class(probabilities[index], self._cam_class)
             prediction = Prediction(
                 probabilities=tuple(float(p) for p in probabilities[index]),
@@ -119,7 +199,7 @@ class _CamInferenceDoFn(beam.DoFn):
                 cam=np.ascontiguousarray(cams[index, :, :, chosen], dtype=np.float32),
                 cam_shift=self._model.cam_shift,
             )
-            yield InferredImage(image, prediction)
+            yield WindowedValue(InferredImage(image, prediction), in_flight.timestamp, windows, in_flight.pane_info)
 
 
 class InferCams(beam.PTransform):

@@ -1,0 +1,1 @@
+"""cam-audit benchmarks: `make bench` (throughput, alternatives, memory) and `make bench-full`."""

@@ -1,0 +1,121 @@
+"""Benchmark figures and their presentation: raw measurements, steady-state rates, the printed tables."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+MIB = 1024 * 1024
+
+
+@dataclasses.dataclass
+class Measurements:
+    """Raw figures of one bench run, as written to bench.json."""
+
+    args: dict[str, Any]
+    environment: dict[str, Any]
+    load_average_start: tuple[float, float, float]
+    load_average_end: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    limit_images_per_second: list[float] = dataclasses.field(default_factory=list)
+    limit_other_cores: list[float] = dataclasses.field(default_factory=list)
+    walls: dict[str, list[float]] = dataclasses.field(default_factory=dict)  # label -> wall seconds, per repeat
+    rates: dict[str, float] = dataclasses.field(default_factory=dict)  # label -> images per second
+    rss: dict[str, Any] = dataclasses.field(default_factory=dict)
+    share_with_peak: float | None = None
+    # label -> cores other processes kept busy during each of its measurements (same order as walls)
+    other_cores: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+
+    def record(self, label: str, seconds: float, other_cores: float) -> None:
+        """Append one wall time, and the other-process load during it, under its label."""
+        self.walls.setdefault(label, []).append(seconds)
+        self.other_cores.setdefault(label, []).append(other_cores)
+
+    def best(self, label: str) -> tuple[float, float]:
+        """(shortest wall time of a label, other-process cores during that measurement)."""
+        index = min(range(len(self.walls[label])), key=self.walls[label].__getitem__)
+        return self.walls[label][index], self.other_cores[label][index]
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One line of the results table."""
+
+    name: str
+    images: int
+    seconds: float | None  # the wall time the rate is computed from; None when not applicable
+    images_per_second: float | None
+    ratio: str  # the ratio this row is judged by, already formatted ('' when none)
+    note: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """A goal from issue 4 and whether this run met it."""
+
+    name: str
+    goal: str
+    measured: str
+    met: bool
+
+    @property
+    def verdict(self) -> str:
+        return "PASS" if self.met else "MISS"
+
+
+def steady_rate(images: int, seconds: float, fixed_images: int, fixed_seconds: float) -> float:
+    """Images per second beyond a run's fixed cost: (N - n) / (T(N) - T(n)), from two runs of one pipeline.
+
+    The small run (n images, typically 1) pays the same one-off costs -- launcher checks, graph
+    construction, the worker's model load and trace, Parquet finalisation -- so the difference is the
+    marginal cost of the extra images, which is what decides a 40,000-image run.
+    """
+    extra_seconds = seconds - fixed_seconds
+    if images <= fixed_images or extra_seconds <= 0:
+        raise ValueError(f"cannot take a steady rate from {images} images in {seconds:.2f} s "
+                         f"against {fixed_images} in {fixed_seconds:.2f} s")
+    return (images - fixed_images) / extra_seconds
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    """numerator / denominator, inf when the denominator is 0."""
+    return numerator / denominator if denominator else float("inf")
+
+
+def growth(small: float, large: float) -> float:
+    """Relative growth from small to large (0.05 = 5 % more)."""
+    return large / small - 1.0 if small else float("inf")
+
+
+def format_rate(value: float | None) -> str:
+    """Images per second, or a dash."""
+    return "-" if value is None else f"{value:8.1f}"
+
+
+def render_table(rows: Sequence[Row]) -> str:
+    """The results as a fixed-width text table."""
+    header = f"{'':46s} {'images':>6s} {'wall s':>8s} {'img/s':>8s}  {'ratio':<22s} note"
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        seconds = "-" if row.seconds is None else f"{row.seconds:8.2f}"
+        lines.append(
+            f"{row.name:46s} {row.images:6d} {seconds:>8s} {format_rate(row.images_per_second):>8s}  "
+            f"{row.ratio:<22s} {row.note}".rstrip()
+        )
+    return "\n".join(lines)
+
+
+def render_targets(targets: Sequence[Target]) -> str:
+    """One line per target: verdict, goal, what was measured."""
+    return "\n".join(f"  {t.verdict}  {t.name:34s} goal {t.goal:22s} measured {t.measured}" for t in targets)
+
+
+def render_rss(results: Measurements) -> str:
+    """The memory runs as text lines."""
+    lines = []
+    for size, run in results.rss.items():
+        workers = ", ".join(f"{peak / MIB:.0f}" for peak in run["worker_peak_bytes"]) or "none (in-process)"
+        launcher = run["launcher_peak_bytes"] / MIB
+        lines.append(f"  {int(size):6d} images  {run['seconds']:7.1f} s   launcher {launcher:6.0f} MiB   "
+                     f"SDK workers {workers} MiB")
+    return "\n".join(lines)

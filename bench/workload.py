@@ -1,0 +1,71 @@
+"""The benchmark's inputs: a synthetic MURA-shaped archive, image subsets as manifests, the model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+ARCHIVE_NAME = "MURA-v1.1"
+SPLITS = ("valid", "train")
+IMAGE_SIZE = 224
+ALPHA = 1.0
+
+
+def ensure_archive(out_dir: Path, patients: int, seed: int = 0) -> Path:
+    """Generate a synthetic archive of `patients` patients unless it exists; returns its MURA-v1.1/ folder."""
+    from pipeline.synth import generate_archive
+
+    mura = out_dir / ARCHIVE_NAME
+    # synth writes the manifests last, so their presence means a complete archive.
+    if not all((mura / f"{split}_image_paths.csv").exists() for split in SPLITS):
+        print(f"[bench] generating a synthetic archive of {patients} patients in {out_dir}", flush=True)
+        generate_archive(out_dir, patients=patients, seed=seed)
+    return mura
+
+
+def archive_image_paths(mura: Path) -> list[str]:
+    """Every image path of an archive's manifests, valid split first, as the manifests write them."""
+    paths: list[str] = []
+    for split in SPLITS:
+        lines = (mura / f"{split}_image_paths.csv").read_text().splitlines()
+        paths += [line.strip() for line in lines if line.strip()]
+    return paths
+
+
+def write_manifest(mura: Path, name: str, paths: Sequence[str]) -> Path:
+    """A MURA-format manifest beside the archive's own, so the default data root still applies."""
+    path = mura / f"{name}_image_paths.csv"
+    path.write_text("".join(f"{line}\n" for line in paths))
+    return path
+
+
+def concatenate_files(sources: Sequence[Path], target: Path) -> Path:
+    """Write the non-blank lines of several text files, in order, into one file."""
+    lines: list[str] = []
+    for source in sources:
+        lines += [line for line in source.read_text().splitlines() if line.strip()]
+    target.write_text("".join(f"{line}\n" for line in lines))
+    return target
+
+
+def ensure_model(path: Path, image_size: int = IMAGE_SIZE, alpha: float = ALPHA) -> Path:
+    """Save the reference CAM classifier (untrained weights: speed does not depend on them) unless present."""
+    if not path.exists():
+        from pipeline.model import build_cam_classifier
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        build_cam_classifier(image_size, alpha, seed=0).save(path)
+    return path
+
+
+def decode_inputs(archive_root: Path, paths: Sequence[str], input_size: tuple[int, int]) -> np.ndarray:
+    """The model inputs of `paths`, decoded and resized by the pipeline's own loading function."""
+    from transforms.imaging import load_model_input
+
+    height, width = input_size
+    inputs = np.empty((len(paths), height, width, 3), dtype=np.float32)
+    for index, path in enumerate(paths):
+        _, inputs[index] = load_model_input((archive_root / path).read_bytes(), height, width)
+    return inputs

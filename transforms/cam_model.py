@@ -52,41 +52,37 @@ def find_cam_head(model: Any) -> CamHead:
     outputs = model.outputs
     if len(outputs) != 1:
         raise CamModelError(f"expected a model with one output, found {len(outputs)}")
-    tensor = outputs[0]
-    seen: list[str] = []
-    layer = _inbound_layer(tensor)
-    names = [layer.name]
-    seen.append(f"{layer.name} ({_layer_class(layer)})")
+    walked = [_inbound_layer(outputs[0])]  # layers from the output backwards
+
+    def step_back() -> Any:
+        walked.append(_inbound_layer(walked[-1].input))
+        return walked[-1]
+
+    def seen() -> list[str]:
+        return [f"{layer.name} ({_layer_class(layer)})" for layer in walked]
+
+    layer = walked[0]
     trailing_activation = None
     if _layer_class(layer) in ("Activation", "Softmax"):
         trailing_activation = "softmax" if _layer_class(layer) == "Softmax" else _activation_name(layer)
-        tensor = layer.input
-        layer = _inbound_layer(tensor)
-        names.append(layer.name)
-        seen.append(f"{layer.name} ({_layer_class(layer)})")
+        layer = step_back()
     if _layer_class(layer) != "Dense":
         raise CamModelError(
             "model output must come from a Dense layer fed by GlobalAveragePooling2D; "
-            f"found output layer {seen[-1]}"
+            f"found output layer {seen()[-1]}"
         )
     dense = layer
     activation = trailing_activation or _activation_name(dense)
     if trailing_activation and _activation_name(dense) != "linear":
-        raise CamModelError(f"Dense {dense.name} has an activation and is followed by another: {seen}")
-    tensor = dense.input
-    layer = _inbound_layer(tensor)
-    names.append(layer.name)
-    seen.append(f"{layer.name} ({_layer_class(layer)})")
+        raise CamModelError(f"Dense {dense.name} has an activation and is followed by another: {seen()}")
+    layer = step_back()
     # Dropout is the identity at inference, so it may sit between GAP and Dense.
     while _layer_class(layer) == "Dropout":
-        tensor = layer.input
-        layer = _inbound_layer(tensor)
-        names.append(layer.name)
-        seen.append(f"{layer.name} ({_layer_class(layer)})")
+        layer = step_back()
     if _layer_class(layer) != "GlobalAveragePooling2D":
         raise CamModelError(
             "CAM needs the Dense output layer to be fed by GlobalAveragePooling2D; "
-            f"walking back from the output found: {' <- '.join(seen)}"
+            f"walking back from the output found: {' <- '.join(seen())}"
         )
     if getattr(layer, "data_format", "channels_last") != "channels_last":
         raise CamModelError(f"GlobalAveragePooling2D {layer.name} must be channels_last")
@@ -107,7 +103,9 @@ def find_cam_head(model: Any) -> CamHead:
             f"Dense {dense.name} must be softmax (>= 2 units), linear logits (>= 2 units) or a "
             f"1-unit sigmoid; found activation {activation!r} with {units} unit(s)"
         )
-    return CamHead(features, dense, kind, classes, tuple(reversed(seen)), tuple(reversed(names)))
+    return CamHead(
+        features, dense, kind, classes, tuple(reversed(seen())), tuple(layer.name for layer in reversed(walked))
+    )
 
 
 def _activation_name(layer: Any) -> str:

@@ -105,7 +105,7 @@ def build_runinference_audit(pipeline: beam.Pipeline, plan: AuditPlan, model_pat
     shift = feature_grid(model, head).shift_cells()
     del model
     entries = pipeline | "ReadManifest" >> ReadManifest(
-        plan.manifest, plan.manifest_format, plan.csv_columns, plan.labels
+        plan.manifest, plan.csv_columns, plan.labels
     )
     images, error_records = entries | "LoadImages" >> LoadImages(plan.data_root, plan.input_size, plan.facts)
     results = images | "RunInference" >> RunInference(FeatureMapsModelHandler(model_path, plan.max_batch_size))

@@ -128,7 +128,7 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
 def build_audit(pipeline: beam.Pipeline, plan: AuditPlan) -> beam.PCollection:
     """Compose manifest -> images -> batched CAM inference -> heatmaps/records -> Parquet."""
     entries = pipeline | "ReadManifest" >> ReadManifest(
-        plan.manifest, plan.manifest_format, plan.csv_columns, plan.labels
+        plan.manifest, plan.csv_columns, plan.labels
     )
     images, error_records = entries | "LoadImages" >> LoadImages(plan.data_root, plan.input_size, plan.facts)
     inferred = images | "InferCams" >> InferCams(

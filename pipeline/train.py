@@ -16,18 +16,9 @@ from typing import Any
 import numpy as np
 
 from transforms.imaging import ImageDecodeError, load_model_input
-from transforms.manifest import first_nonblank_line, read_labels
+from transforms.manifest import inspect_manifest, read_labels
 from transforms.metrics import accuracy, cohen_kappa, format_metric, study_votes
-from transforms.mura import (
-    clean_line,
-    csv_entry,
-    default_data_root,
-    detect_format,
-    is_csv_header,
-    mura_entry,
-    parse_csv_header,
-    resolve_image_path,
-)
+from transforms.mura import default_data_root, manifest_entry, resolve_image_path
 
 CLASS_NAMES = ("normal", "abnormal")
 
@@ -47,21 +38,18 @@ def read_labelled_manifest(manifest: str, labels_file: str | None, data_root: st
     from apache_beam.io.filesystem import CompressionTypes
     from apache_beam.io.filesystems import FileSystems
 
-    first = first_nonblank_line(manifest)
-    fmt = detect_format(first)
-    columns = parse_csv_header(first) if fmt == "csv" else None
+    fmt, columns = inspect_manifest(manifest, "auto")
     labels = read_labels(labels_file) if labels_file else None
     root = data_root or default_data_root(manifest, fmt)
     with FileSystems.open(manifest, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
         data = handle.read()
     uris, targets, studies = [], [], []
-    for raw in data.decode("utf-8").splitlines():
-        line = clean_line(raw)
-        if not line or (columns is not None and is_csv_header(line, columns)):
+    for line in data.decode("utf-8").splitlines():
+        entry = manifest_entry(line, columns, labels)
+        if entry is None:
             continue
-        entry = csv_entry(line, columns, labels) if columns is not None else mura_entry(line, labels)
         if entry.error or entry.label is None:
-            raise ValueError(f"{manifest}: cannot train on {line!r}: {entry.error or 'no label'}")
+            raise ValueError(f"{manifest}: cannot train on {line.strip()!r}: {entry.error or 'no label'}")
         uris.append(resolve_image_path(entry.image_path, root))
         targets.append(entry.label)
         studies.append(entry.study_id or entry.image_path)

@@ -30,7 +30,7 @@ def test_read_manifest_mura_skips_blank_lines(tiny_archive: TinyArchive) -> None
     assert fmt == "mura" and columns is None
     expected = sorted([*tiny_archive.good, *tiny_archive.bad])
     with local_pipeline() as p:
-        paths = p | ReadManifest(str(tiny_archive.manifest), fmt, columns) | beam.Map(lambda e: e.image_path)
+        paths = p | ReadManifest(str(tiny_archive.manifest), columns) | beam.Map(lambda e: e.image_path)
         assert_that(paths, equal_to(expected))
 
 
@@ -40,7 +40,7 @@ def test_read_manifest_csv_with_header_and_labels(tmp_path: Path) -> None:
     fmt, columns = inspect_manifest(str(manifest), "auto")
     assert fmt == "csv"
     with local_pipeline() as p:
-        entries = p | ReadManifest(str(manifest), fmt, columns)
+        entries = p | ReadManifest(str(manifest), columns)
         summary = entries | beam.Map(lambda e: (e.image_path, e.label, e.error is None))
         assert_that(
             summary,

@@ -12,10 +12,8 @@ from transforms.mura import (
     MANIFEST_FORMATS,
     ManifestEntry,
     clean_line,
-    csv_entry,
     detect_format,
-    is_csv_header,
-    mura_entry,
+    manifest_entry,
     parse_csv_header,
     parse_labeled_studies,
 )
@@ -56,27 +54,20 @@ def read_labels(path: str) -> dict[str, int]:
 class _ParseManifestLine(beam.DoFn):
     """Text line -> ManifestEntry; blank lines and the CSV header are skipped, bad lines kept."""
 
-    def __init__(self, manifest_format: str, columns: list[str] | None, labels: dict[str, int] | None):
-        self._format = manifest_format
+    def __init__(self, columns: list[str] | None, labels: dict[str, int] | None):
         self._columns = columns
         self._labels = labels
 
     def process(self, line: str) -> Iterator[ManifestEntry]:
-        text = clean_line(line)
-        if not text:
-            return
-        if self._format == "csv":
-            assert self._columns is not None
-            # The header is recognised by content, not position, so split reads stay correct.
-            if is_csv_header(text, self._columns):
-                return
-            yield csv_entry(text, self._columns, self._labels)
-        else:
-            yield mura_entry(text, self._labels)
+        entry = manifest_entry(line, self._columns, self._labels)
+        if entry is not None:
+            yield entry
 
 
 class ReadManifest(beam.PTransform):
     """Reads a MURA `*_image_paths.csv` or a generic CSV manifest into ManifestEntry elements.
+
+    `columns` is the CSV header's columns (from `inspect_manifest`), or None for a MURA manifest.
 
     Rows are redistributed after the read so that, on every runner, the expensive stages that
     follow run in parallel instead of fused behind one file reader.
@@ -85,13 +76,11 @@ class ReadManifest(beam.PTransform):
     def __init__(
         self,
         manifest_path: str,
-        manifest_format: str,
         columns: list[str] | None,
         labels: dict[str, int] | None = None,
     ) -> None:
         super().__init__()
         self._path = manifest_path
-        self._format = manifest_format
         self._columns = columns
         self._labels = labels
 
@@ -99,6 +88,6 @@ class ReadManifest(beam.PTransform):
         return (
             pbegin
             | "ReadLines" >> beam.io.ReadFromText(self._path, strip_trailing_newlines=True)
-            | "ParseLines" >> beam.ParDo(_ParseManifestLine(self._format, self._columns, self._labels))
+            | "ParseLines" >> beam.ParDo(_ParseManifestLine(self._columns, self._labels))
             | "Redistribute" >> beam.Reshuffle()
         )

@@ -151,6 +151,22 @@ def csv_entry(line: str, columns: list[str], labels: dict[str, int] | None) -> M
     )
 
 
+def manifest_entry(line: str, columns: list[str] | None, labels: dict[str, int] | None) -> ManifestEntry | None:
+    """One raw manifest line -> entry; None for a blank line or the CSV header.
+
+    `columns` is the CSV header's column list, or None for a MURA manifest. The header is
+    recognised by content, not position, so reads split across workers stay correct.
+    """
+    text = clean_line(line)
+    if not text:
+        return None
+    if columns is None:
+        return mura_entry(text, labels)
+    if is_csv_header(text, columns):
+        return None
+    return csv_entry(text, columns, labels)
+
+
 def detect_format(first_line: str) -> str:
     """'csv' when the first non-blank line is a header naming image_path, else 'mura'."""
     columns = [name.strip().lower() for name in next(csv.reader([clean_line(first_line)]), [])]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import time
 from collections.abc import Callable
 
 import numpy as np
+
+# The limit cycles over at most this many decoded images (more would only hold more memory).
+LIMIT_IMAGES = 512
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,6 +20,7 @@ class ForwardLimit:
     batch_size: int
     images: int  # images pushed through in the timed passes
     seconds: float
+    threads: int = 1  # forward passes run side by side
 
     @property
     def images_per_second(self) -> float:
@@ -33,21 +38,35 @@ def load_predict(model_path: str, mixed_precision: bool = False) -> Callable[[np
 
 
 def time_forward(
-    predict: Callable[[np.ndarray], tuple], inputs: np.ndarray, batch_size: int, min_seconds: float
+    predict: Callable[[np.ndarray], tuple],
+    inputs: np.ndarray,
+    batch_size: int,
+    min_seconds: float,
+    threads: int = 1,
 ) -> ForwardLimit:
     """Warm up on two batches, then time whole passes over `inputs` until `min_seconds` have passed.
 
     Batches are sliced views of one array and every output is copied back to numpy: the same work the
-    pipeline's forward thread does per batch, minus decoding and everything after.
+    pipeline's forward threads do per batch, minus decoding and everything after. With `threads` > 1,
+    that many threads each loop over the batches at once, as the pipeline's `--forward_threads` do.
     """
     batches = [inputs[start : start + batch_size] for start in range(0, len(inputs), batch_size)]
     for batch in batches[:2]:
         predict(batch)
-    images, start = 0, time.perf_counter()
-    while True:
-        for batch in batches:
-            predict(batch)
-            images += len(batch)
-        if time.perf_counter() - start >= min_seconds:
-            break
-    return ForwardLimit(batch_size, images, time.perf_counter() - start)
+    start = time.perf_counter()
+
+    def loop() -> int:
+        images = 0
+        while True:
+            for batch in batches:
+                predict(batch)
+                images += len(batch)
+            if time.perf_counter() - start >= min_seconds:
+                return images
+
+    if threads == 1:
+        images = loop()
+    else:
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            images = sum(pool.map(lambda _: loop(), range(threads)))
+    return ForwardLimit(batch_size, images, time.perf_counter() - start, threads)

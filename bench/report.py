@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 MIB = 1024 * 1024
+# Label suffix of the small run of a throughput pair ("cam_audit_jpg" and "cam_audit_jpg_base").
+BASE_SUFFIX = "_base"
 
 
 @dataclasses.dataclass
@@ -19,6 +21,7 @@ class Measurements:
     load_average_end: tuple[float, float, float] = (0.0, 0.0, 0.0)
     limit_images_per_second: list[float] = dataclasses.field(default_factory=list)
     limit_other_cores: list[float] = dataclasses.field(default_factory=list)
+    limit_threads: list[int] = dataclasses.field(default_factory=list)  # forward threads of each limit figure
     walls: dict[str, list[float]] = dataclasses.field(default_factory=dict)  # label -> wall seconds, per repeat
     rates: dict[str, float] = dataclasses.field(default_factory=dict)  # label -> images per second
     rss: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -63,18 +66,44 @@ class Target:
         return "PASS" if self.met else "MISS"
 
 
-def steady_rate(images: int, seconds: float, fixed_images: int, fixed_seconds: float) -> float:
+def steady_rate(images: int, seconds: float, base_images: int, base_seconds: float) -> float:
     """Images per second beyond a run's fixed cost: (N - n) / (T(N) - T(n)), from two runs of one pipeline.
 
-    The small run (n images, typically 1) pays the same one-off costs -- launcher checks, graph
-    construction, the worker's model load and trace, Parquet finalisation -- so the difference is the
+    Both runs pay the same one-off costs -- launcher checks, graph construction, the worker's model
+    load and warm-up, the first bundle's start, Parquet finalisation -- so the difference is the
     marginal cost of the extra images, which is what decides a 40,000-image run.
     """
-    extra_seconds = seconds - fixed_seconds
-    if images <= fixed_images or extra_seconds <= 0:
+    extra_seconds = seconds - base_seconds
+    if images <= base_images or extra_seconds <= 0:
         raise ValueError(f"cannot take a steady rate from {images} images in {seconds:.2f} s "
-                         f"against {fixed_images} in {fixed_seconds:.2f} s")
-    return (images - fixed_images) / extra_seconds
+                         f"against {base_images} in {base_seconds:.2f} s")
+    return (images - base_images) / extra_seconds
+
+
+@dataclasses.dataclass(frozen=True)
+class SteadyRate:
+    """One pipeline's steady rate, from the fastest large and the fastest small run over the rounds."""
+
+    images_per_second: float
+    seconds: float  # the fastest large run
+    base_seconds: float  # the fastest small run
+    other_cores: float  # the larger other-process load of the two
+
+    def fixed_seconds(self, base_images: int) -> float:
+        """The one-off cost extrapolated to zero images: T(n) - n / rate."""
+        return self.base_seconds - base_images / self.images_per_second
+
+
+def best_steady_rate(results: Measurements, label: str, images: int, base_images: int) -> SteadyRate:
+    """(N - n) / (min T(N) - min T(n)) over the rounds.
+
+    Noise on a shared machine only ever adds time, so the fastest run of each size is the best
+    estimate of its undisturbed time. Taking the best round's *rate* instead would reward a round
+    whose small run happened to be slowed (a longer T(n) makes a higher rate).
+    """
+    wall, noise = results.best(label)
+    base_wall, base_noise = results.best(label + BASE_SUFFIX)
+    return SteadyRate(steady_rate(images, wall, base_images, base_wall), wall, base_wall, max(noise, base_noise))
 
 
 def ratio(numerator: float, denominator: float) -> float:

@@ -15,18 +15,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.forward import LIMIT_IMAGES
 from bench.machine import environment, select_device, visible_device
 from bench.noise import OtherLoad
-from bench.report import MIB, Measurements, render_rss, render_table, render_targets
+from bench.report import BASE_SUFFIX, MIB, Measurements, render_rss, render_table, render_targets
 from bench.targets import NOISY_CORES, summarise
 from bench.workload import archive_image_paths, decode_inputs, ensure_archive, ensure_model, write_manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Sizes for `make bench` (well under 15 minutes on 2 cores) and for --quick (about 2 minutes).
-FULL_SIZES = {"images": 512, "classic_images": 48, "rss_sizes": "1000,8000", "patients": 2000, "limit_seconds": 6.0,
-               "repeats": 2}
-QUICK_SIZES = {"images": 256, "classic_images": 4, "rss_sizes": "200,800", "patients": 300, "limit_seconds": 3.0,
-                "repeats": 1}
+FULL_SIZES = {"images": 1536, "base_images": 512, "classic_images": 48, "rss_sizes": "1000,8000", "patients": 2000,
+              "limit_seconds": 6.0, "repeats": 3}
+QUICK_SIZES = {"images": 384, "base_images": 128, "classic_images": 4, "rss_sizes": "200,800", "patients": 300,
+               "limit_seconds": 3.0, "repeats": 1}
 STAGES = ("png", "no_heatmaps", "runinference", "classic", "rss")
 
 
@@ -35,13 +36,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run_bench", description=__doc__)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "out", help="work and results folder")
     parser.add_argument("--quick", action="store_true", help="small sizes for development (~2 min)")
-    parser.add_argument("--images", type=int, help="images in the throughput runs")
+    parser.add_argument("--images", type=int, help="images in the large run of each throughput pair")
+    parser.add_argument("--base_images", type=int,
+                        help="images in the small run; rates are (images - base) / (T(images) - T(base))")
     parser.add_argument("--classic_images", type=int, help="images through the (slow) classic recipe")
     parser.add_argument("--rss_sizes", help="two comma-separated archive sizes for the memory runs")
     parser.add_argument("--patients", type=int, help="patients in the generated archive (~4.4 images each)")
     parser.add_argument("--limit_seconds", type=float, help="minimum timed seconds per limit measurement")
     parser.add_argument("--repeats", type=int, help="rounds of limit, cam-audit and RunInference; best of each kept")
     parser.add_argument("--batch_size", type=int, default=32, help="the pipeline's batch size, used everywhere")
+    parser.add_argument("--forward_threads", type=int, default=1,
+                        help="cam-audit's --forward_threads; the limit is measured with 1 and with this many")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
                         help="cpu hides GPUs from TensorFlow; gpu fails without one; the device used is recorded")
     parser.add_argument("--mixed_precision", action="store_true", help="pass --mixed_precision to cam-audit")
@@ -56,6 +61,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.skip = {stage.strip() for stage in args.skip.split(",") if stage.strip()}
     if unknown := args.skip - set(STAGES):
         parser.error(f"--skip: unknown stage(s) {sorted(unknown)}; choose from {STAGES}")
+    if args.forward_threads < 1:
+        parser.error(f"--forward_threads must be >= 1, got {args.forward_threads}")
+    if not 0 < args.base_images < args.images:
+        parser.error(f"need 0 < --base_images ({args.base_images}) < --images ({args.images})")
     if len(args.rss_sizes) != 2 or not 0 < args.rss_sizes[0] < args.rss_sizes[1]:
         parser.error(f"--rss_sizes needs two increasing sizes, got {args.rss_sizes}")
     return args
@@ -65,6 +74,11 @@ def audit_argv(manifest: Path, model: Path, output: Path, batch_size: int, extra
     """cam-audit's command line for one benchmark run."""
     return ["--manifest", str(manifest), "--model", str(model), "--output", str(output), "--overwrite",
             "--batch_size", str(batch_size), *extra]
+
+
+def forward_threads_argv(args: argparse.Namespace) -> list[str]:
+    """cam-audit's forward-thread flag as this bench run sets it (the alternatives have no such option)."""
+    return ["--forward_threads", str(args.forward_threads)]
 
 
 def timed_run(
@@ -95,42 +109,48 @@ def share_with_peak(output: Path) -> float:
 
 
 def measure_limit(model: Path, inputs: Any, args: argparse.Namespace, results: Measurements) -> None:
-    """One limit measurement, appended to the results."""
+    """One limit measurement per forward-thread count (1 and the pipeline's), appended to the results."""
     from bench.forward import load_predict, time_forward
 
     predict = load_predict(str(model), args.mixed_precision)
-    with OtherLoad() as other:
-        limit = time_forward(predict, inputs, args.batch_size, args.limit_seconds)
-    results.limit_images_per_second.append(limit.images_per_second)
-    results.limit_other_cores.append(other.cores)
-    print(f"[bench] limit: {limit.images_per_second:.1f} images/s ({limit.images} in {limit.seconds:.1f} s; "
-          f"other processes: {other.cores:.2f} cores)", flush=True)
+    for threads in sorted({1, args.forward_threads}):
+        with OtherLoad() as other:
+            limit = time_forward(predict, inputs, args.batch_size, args.limit_seconds, threads)
+        results.limit_images_per_second.append(limit.images_per_second)
+        results.limit_other_cores.append(other.cores)
+        results.limit_threads.append(threads)
+        print(f"[bench] limit, {threads} forward thread(s): {limit.images_per_second:.1f} images/s "
+              f"({limit.images} in {limit.seconds:.1f} s; other processes: {other.cores:.2f} cores)", flush=True)
+
+
+def timed_pair(
+    name: str, function: Callable[[list[str]], Any], paths: dict[str, Path], args: argparse.Namespace,
+    results: Measurements, extra: Sequence[str] = (),
+) -> None:
+    """The small and the large run of one pipeline, back to back: one steady-rate measurement."""
+    timed_run(f"{name}{BASE_SUFFIX}", function, pipeline_argv(paths, args, "base", f"{name}{BASE_SUFFIX}", extra),
+              args.base_images, results)
+    timed_run(name, function, pipeline_argv(paths, args, "subset", name, extra), args.images, results)
 
 
 def measure_round(paths: dict[str, Path], inputs: Any, args: argparse.Namespace, results: Measurements) -> None:
-    """One round side by side: the limit, cam-audit (jpg) and RunInference, each pipeline with its 1-image run."""
+    """One round side by side: the limit, then cam-audit (jpg) and RunInference, each as a small/large pair."""
     from bench.runinference_baseline import run_runinference_audit
     from pipeline.run import run
 
     measure_limit(paths["model"], inputs, args, results)
-    runs = [("cam_audit", run)]
+    timed_pair("cam_audit_jpg", run, paths, args, results)
     if "runinference" not in args.skip:
-        runs.append(("runinference", run_runinference_audit))
-    for name, function in runs:
-        one_image = pipeline_argv(paths, args, "one", f"{name}_1")
-        timed_run(f"{name}_1", function, one_image, 1, results)
-        subset = pipeline_argv(paths, args, "subset", f"{name}_jpg")
-        timed_run(f"{name}_jpg", function, subset, args.images, results)
+        timed_pair("runinference_jpg", run_runinference_audit, paths, args, results)
 
 
 def measure_variants(paths: dict[str, Path], args: argparse.Namespace, results: Measurements) -> None:
-    """cam-audit with png heatmaps and with none (one run each)."""
+    """cam-audit with png heatmaps and with none (one pair each)."""
     from pipeline.run import run
 
     for name, extra in (("png", ["--heatmap_format", "png"]), ("records_only", ["--no_heatmaps"])):
         if name.replace("records_only", "no_heatmaps") not in args.skip:
-            argv = pipeline_argv(paths, args, "subset", f"cam_audit_{name}", extra)
-            timed_run(f"cam_audit_{name}", run, argv, args.images, results)
+            timed_pair(f"cam_audit_{name}", run, paths, args, results, extra)
 
 
 def pipeline_argv(
@@ -138,7 +158,8 @@ def pipeline_argv(
 ) -> list[str]:
     """Command line of one in-process run into out/runs/<name>."""
     mixed = ["--mixed_precision"] if args.mixed_precision else []  # the alternatives ignore it: float32
-    return audit_argv(paths[manifest], paths["model"], args.out / "runs" / name, args.batch_size, [*mixed, *extra])
+    return audit_argv(paths[manifest], paths["model"], args.out / "runs" / name, args.batch_size,
+                      [*mixed, *forward_threads_argv(args), *extra])
 
 
 def measure_classic(paths: dict[str, Path], subset: list[str], args: argparse.Namespace, results: Measurements) -> None:
@@ -162,6 +183,7 @@ def measure_rss(paths: dict[str, Path], all_paths: list[str], args: argparse.Nam
         extra = ["--direct_num_workers", str(args.rss_workers), "--direct_running_mode", "multi_processing"]
         extra += ["--no_heatmaps"] if args.rss_no_heatmaps else []
         extra += ["--mixed_precision"] if args.mixed_precision else []
+        extra += forward_threads_argv(args)
         argv = audit_argv(manifest, paths["model"], args.out / "runs" / f"rss_{size}", args.batch_size, extra)
         watched = watch_command([sys.executable, "-m", "pipeline.run", *argv], cwd=str(REPO_ROOT))
         if watched.returncode != 0:
@@ -192,6 +214,7 @@ def prepare(args: argparse.Namespace) -> tuple[dict[str, Path], list[str], list[
         "mura": mura,
         "model": ensure_model(args.out / "cam_mobilenetv2_a100_224.keras"),
         "subset": write_manifest(mura, f"bench_{args.images}", subset),
+        "base": write_manifest(mura, f"bench_{args.base_images}", subset[: args.base_images]),
         "one": write_manifest(mura, "bench_1", subset[:1]),
     }
     return paths, subset, all_paths
@@ -203,7 +226,8 @@ def print_report(results: Measurements, args: argparse.Namespace, device: str) -
     print()
     print(f"cam-audit bench -- {device}; MobileNetV2 alpha 1.0 at 224 px, batch {args.batch_size}"
           f"{', mixed float16' if args.mixed_precision else ''}")
-    print("Rates of pipelines are steady-state: (N - 1) / (T(N) - T(1 image)); 'all-in' includes the fixed cost.")
+    print(f"Rates of pipelines are steady-state: (N - n) / (T(N) - T(n)), N = {args.images}, n = {args.base_images} "
+          "images, best of the rounds; 'all-in' is N / T(N).")
     print(render_table(rows))
     if results.rss:
         mode = "records only" if args.rss_no_heatmaps else "jpg heatmaps"
@@ -236,7 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           flush=True)
     from transforms.cam_model import load_keras_model, model_input_size
 
-    inputs = decode_inputs(paths["archive"], subset, model_input_size(load_keras_model(str(paths["model"]))[0]))
+    inputs = decode_inputs(paths["archive"], subset[:LIMIT_IMAGES],
+                           model_input_size(load_keras_model(str(paths["model"]))[0]))
     from pipeline.run import run
 
     timed_run("warmup_1", run, pipeline_argv(paths, args, "one", "warmup"), 1, results)
@@ -246,7 +271,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     measure_variants(paths, args, results)
     if "classic" not in args.skip:
         measure_classic(paths, subset, args, results)
-    measure_limit(paths["model"], inputs, args, results)
     del inputs
     if "rss" not in args.skip:
         measure_rss(paths, all_paths, args, results)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from bench.report import MIB, Measurements, Row, Target, growth, ratio, steady_rate
+from bench.forward import LIMIT_IMAGES
+from bench.report import MIB, Measurements, Row, SteadyRate, Target, best_steady_rate, growth, ratio
 
 TARGET_LIMIT_RATIO = 0.7
 TARGET_CLASSIC_SPEEDUP = 10.0
@@ -27,34 +28,36 @@ def summarise(results: Measurements, args: argparse.Namespace) -> tuple[list[Row
     best_limit = max(range(len(results.limit_images_per_second)), key=results.limit_images_per_second.__getitem__)
     # The highest limit is conservative for our ratio -- unless other load dragged every measurement down.
     limit, limit_noise = results.limit_images_per_second[best_limit], results.limit_other_cores[best_limit]
-    spread = ", ".join(f"{value:.1f}" for value in results.limit_images_per_second)
-    rows = [Row(f"limit: CAM model forward only, batch {args.batch_size}", n, None, limit, "1.00x",
+    spread = ", ".join(f"{value:.1f} ({threads}t)" for value, threads in
+                       zip(results.limit_images_per_second, results.limit_threads, strict=True))
+    rows = [Row(f"limit: CAM model forward only, batch {args.batch_size}", min(n, LIMIT_IMAGES), None, limit, "1.00x",
                 f"decoded tensors; best of [{spread}]{noisy(limit_noise)}")]
 
-    def steady(name: str) -> tuple[float, float, float, float]:
-        """(steady rate, wall of the N-image run, wall of the 1-image run, worst noise of the two)."""
-        wall, noise = results.best(name)
-        fixed, fixed_noise = results.best("runinference_1" if name.startswith("runinference") else "cam_audit_1")
-        return steady_rate(n, wall, 1, fixed), wall, fixed, max(noise, fixed_noise)
+    base = args.base_images
+    measured = {name: best_steady_rate(results, name, n, base)
+                for name in ("cam_audit_jpg", "cam_audit_png", "cam_audit_records_only", "runinference_jpg")
+                if name in results.walls}
+    rates.update({name: rate.images_per_second for name, rate in measured.items()})
 
-    measured = {name: steady(name) for name in ("cam_audit_jpg", "cam_audit_png", "cam_audit_records_only",
-                                                "runinference_jpg") if name in results.walls}
-    rates.update({name: figures[0] for name, figures in measured.items()})
+    def all_in(rate: SteadyRate) -> str:
+        return (f"all-in {n / rate.seconds:.1f} img/s: {n} in {rate.seconds:.1f} s, "
+                f"~{rate.fixed_seconds(base):.1f} s fixed{noisy(rate.other_cores)}")
+
     for name, label in (("cam_audit_jpg", "cam-audit, jpg heatmaps"), ("cam_audit_png", "cam-audit, png heatmaps"),
                         ("cam_audit_records_only", "cam-audit, --no_heatmaps")):
         if name in measured:
-            rate, wall, fixed, noise = measured[name]
-            rows.append(Row(label, n, wall - fixed, rate, f"{rate / limit:.2f}x limit",
-                            f"all-in {n / wall:.1f} img/s: {n} in {wall:.1f} s, {fixed:.1f} s fixed{noisy(noise)}"))
-    ours, _, _, ours_noise = measured["cam_audit_jpg"]
+            rate = measured[name]
+            rows.append(Row(label, n - base, rate.seconds - rate.base_seconds, rate.images_per_second,
+                            f"{rate.images_per_second / limit:.2f}x limit", all_in(rate)))
+    ours, ours_noise = measured["cam_audit_jpg"].images_per_second, measured["cam_audit_jpg"].other_cores
     targets = [Target("end to end vs limit", f">= {TARGET_LIMIT_RATIO}x",
                       f"{ours / limit:.2f}x{noisy(max(ours_noise, limit_noise))}", ours / limit >= TARGET_LIMIT_RATIO)]
     if "runinference_jpg" in measured:
-        alternative, wall, fixed, noise = measured["runinference_jpg"]
+        other = measured["runinference_jpg"]
+        alternative, noise = other.images_per_second, other.other_cores
         speedup = ratio(ours, alternative)
-        rows.append(Row("RunInference + numpy CAM, jpg heatmaps", n, wall - fixed, alternative,
-                        f"ours {speedup:.2f}x",
-                        f"all-in {n / wall:.1f} img/s: {n} in {wall:.1f} s, {fixed:.1f} s fixed{noisy(noise)}"))
+        rows.append(Row("RunInference + numpy CAM, jpg heatmaps", n - base, other.seconds - other.base_seconds,
+                        alternative, f"ours {speedup:.2f}x", all_in(other)))
         targets.append(Target("speed-up over RunInference + numpy", f">= {TARGET_RUNINFERENCE_SPEEDUP}x",
                               f"{speedup:.2f}x{noisy(max(ours_noise, noise))}",
                               speedup >= TARGET_RUNINFERENCE_SPEEDUP))

@@ -39,6 +39,7 @@ class AuditPlan:
     facts: RunFacts
     min_batch_size: int
     max_batch_size: int
+    forward_threads: int
     cam_class: int | None
     heatmap_dir: str | None
     heatmap_format: str
@@ -82,6 +83,8 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
     min_batch = options.min_batch_size if options.min_batch_size is not None else max_batch
     if not 1 <= min_batch <= max_batch:
         raise ValueError(f"need 1 <= --min_batch_size ({min_batch}) <= --batch_size ({max_batch})")
+    if options.forward_threads < 1:
+        raise ValueError(f"--forward_threads must be >= 1, got {options.forward_threads}")
     class_names = tuple(name.strip() for name in options.class_names.split(",") if name.strip())
     clear_previous_records(options.output, options.overwrite)
     manifest_format, columns = inspect_manifest(options.manifest, options.manifest_format)
@@ -107,7 +110,11 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         data_root=options.data_root or default_data_root(options.manifest, manifest_format),
         output_dir=options.output,
         loader=CamModelLoader(
-            options.model, options.preprocess, options.mixed_precision, options.cam_alignment == "receptive_field"
+            options.model,
+            options.preprocess,
+            options.mixed_precision,
+            options.cam_alignment == "receptive_field",
+            warmup_batch_size=max_batch,
         ),
         input_size=input_size,
         facts=RunFacts(
@@ -118,6 +125,7 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         ),
         min_batch_size=min_batch,
         max_batch_size=max_batch,
+        forward_threads=options.forward_threads,
         cam_class=options.cam_class,
         heatmap_dir=None if options.no_heatmaps else join_output(options.output, HEATMAPS_DIR),
         heatmap_format=options.heatmap_format,
@@ -132,7 +140,7 @@ def build_audit(pipeline: beam.Pipeline, plan: AuditPlan) -> beam.PCollection:
     )
     images, error_records = entries | "LoadImages" >> LoadImages(plan.data_root, plan.input_size, plan.facts)
     inferred = images | "InferCams" >> InferCams(
-        plan.loader, plan.min_batch_size, plan.max_batch_size, plan.cam_class
+        plan.loader, plan.min_batch_size, plan.max_batch_size, plan.cam_class, forward_threads=plan.forward_threads
     )
     ok_records = inferred | "ExplainCams" >> ExplainCams(plan.facts, plan.heatmap_dir, plan.heatmap_format)
     records = (ok_records, error_records) | "AllRecords" >> beam.Flatten()

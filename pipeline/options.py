@@ -95,6 +95,14 @@ class CamAuditOptions(PipelineOptions):
             help="Smallest batch BatchElements may form. Default: --batch_size (fixed-size batches).",
         )
         group.add_argument(
+            "--forward_threads",
+            type=int,
+            default=1,
+            help="Batches whose forward passes run side by side per worker process (>= 1). 2 keeps the "
+            "cores busier through each other's less parallel layers (+~15%% images/s on 2 CPU cores) "
+            "at ~+200 MB of peak memory per worker, and a peak that varies more from run to run.",
+        )
+        group.add_argument(
             "--preprocess",
             default="none",
             choices=PREPROCESS_MODES,

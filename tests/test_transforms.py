@@ -6,6 +6,7 @@ from pathlib import Path
 
 import apache_beam as beam
 import numpy as np
+import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -72,13 +73,17 @@ def _loaded(index: int, width: int = 50, height: int = 40) -> LoadedImage:
     )
 
 
-def test_infer_cams_batches_and_explains_the_predicted_class(tiny_model_path: Path) -> None:
+@pytest.mark.parametrize("forward_threads", [1, 2])
+def test_infer_cams_batches_and_explains_the_predicted_class(tiny_model_path: Path, forward_threads: int) -> None:
     images = [_loaded(i) for i in range(7)]
     with local_pipeline() as p:
         inferred = (
             p
             | beam.Create(images)
-            | InferCams(CamModelLoader(str(tiny_model_path)), min_batch_size=3, max_batch_size=3)
+            | InferCams(
+                CamModelLoader(str(tiny_model_path)), min_batch_size=3, max_batch_size=3,
+                forward_threads=forward_threads,
+            )
         )
         checks = inferred | beam.Map(
             lambda r: (
@@ -91,8 +96,9 @@ def test_infer_cams_batches_and_explains_the_predicted_class(tiny_model_path: Pa
         assert_that(checks, equal_to([(f"img{i}.png", (16, 16), True, True) for i in range(7)]))
 
 
-def test_infer_cams_keeps_each_batch_in_its_window(tiny_model_path: Path) -> None:
-    # Results leave the forward thread one batch late (the last in finish_bundle): each must keep
+@pytest.mark.parametrize("forward_threads", [1, 2])
+def test_infer_cams_keeps_each_batch_in_its_window(tiny_model_path: Path, forward_threads: int) -> None:
+    # Results leave the forward threads batches late (the last in finish_bundle): each must keep
     # the window of its own batch, not the one being processed when it comes out.
     from apache_beam.transforms.window import FixedWindows, TimestampedValue
 
@@ -102,7 +108,10 @@ def test_infer_cams_keeps_each_batch_in_its_window(tiny_model_path: Path) -> Non
             p
             | beam.Create(stamped)
             | beam.WindowInto(FixedWindows(10))
-            | InferCams(CamModelLoader(str(tiny_model_path)), min_batch_size=2, max_batch_size=2)
+            | InferCams(
+                CamModelLoader(str(tiny_model_path)), min_batch_size=2, max_batch_size=2,
+                forward_threads=forward_threads,
+            )
         )
         windows = inferred | beam.Map(
             lambda r, window=beam.DoFn.WindowParam: (r.image.entry.image_path, int(window.start))
@@ -143,3 +152,56 @@ def test_explain_cams_writes_heatmaps_and_records(tmp_path: Path) -> None:
             ),
         )
     assert (heatmaps / "img0.png.png").stat().st_size > 0 and (heatmaps / "img1.png.png").stat().st_size > 0
+
+
+def test_model_loader_warms_up_at_the_stage_batch_size(tiny_model_path: Path, monkeypatch) -> None:
+    import transforms.cam_model as cam_model
+
+    batch_sizes: list[int] = []
+    real_predict_fn = cam_model.predict_fn
+
+    def recording_predict_fn(model):
+        run = real_predict_fn(model)
+
+        def recorded(batch: np.ndarray):
+            batch_sizes.append(len(batch))
+            return run(batch)
+
+        return recorded
+
+    monkeypatch.setattr(cam_model, "predict_fn", recording_predict_fn)
+    CamModelLoader(str(tiny_model_path), warmup_batch_size=5).load_model()
+    # One warm-up pass at the stage's batch size, so the first real batch pays no set-up.
+    assert batch_sizes == [5]
+
+
+def test_inference_dofn_emits_batches_in_order_however_the_threads_finish(tiny_model_path: Path) -> None:
+    # With two forward threads a later batch can finish first (here: the first batch is made slow);
+    # results must still come out in submission order, each batch once, none left behind.
+    import threading
+
+    from transforms.inference import _CamInferenceDoFn
+
+    first_batch_may_finish = threading.Event()
+    dofn = _CamInferenceDoFn(CamModelLoader(str(tiny_model_path)), cam_class=None, forward_threads=2)
+    dofn.setup()
+    real_forward = dofn._forward
+
+    def forward(batch):
+        if batch[0].entry.image_path == "img0.png":
+            assert first_batch_may_finish.wait(timeout=30)
+        return real_forward(batch)
+
+    dofn._forward = forward
+    dofn.start_bundle()
+    batches = [[_loaded(2 * b), _loaded(2 * b + 1)] for b in range(4)]
+    emitted = [value.value.image.entry.image_path for value in dofn.process(batches[0], 0, None, None)]
+    emitted += [value.value.image.entry.image_path for value in dofn.process(batches[1], 0, None, None)]
+    assert emitted == []  # two batches in flight, one per thread: nothing is waited for yet
+    dofn._in_flight[1].outputs.result(timeout=30)  # the second batch is done while the first still runs
+    first_batch_may_finish.set()
+    for batch in batches[2:]:
+        emitted += [value.value.image.entry.image_path for value in dofn.process(batch, 0, None, None)]
+    emitted += [value.value.image.entry.image_path for value in dofn.finish_bundle()]
+    dofn.teardown()
+    assert emitted == [f"img{i}.png" for i in range(8)]

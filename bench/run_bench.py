@@ -227,7 +227,7 @@ def print_report(results: Measurements, args: argparse.Namespace, device: str) -
     print(f"cam-audit bench -- {device}; MobileNetV2 alpha 1.0 at 224 px, batch {args.batch_size}"
           f"{', mixed float16' if args.mixed_precision else ''}")
     print(f"Rates of pipelines are steady-state: (N - n) / (T(N) - T(n)), N = {args.images}, n = {args.base_images} "
-          "images, best of the rounds; 'all-in' is N / T(N).")
+          "images, fastest run of each size over the rounds; 'all-in' is N / T(N).")
     print(render_table(rows))
     if results.rss:
         mode = "records only" if args.rss_no_heatmaps else "jpg heatmaps"

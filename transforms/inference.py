@@ -132,8 +132,8 @@ class _CamInferenceDoFn(beam.DoFn):
             raise ValueError(f"forward_threads must be >= 1, got {forward_threads}")
         self._loader = loader
         self._cam_class = cam_class
-        self._clock = clock
-        self._forward_threads = forward_threads  # injectable for tests, like Beam's _RunInferenceDoFn
+        self._clock = clock  # injectable for tests, like Beam's _RunInferenceDoFn
+        self._forward_threads = forward_threads
         self._shared_handle = shared.Shared()
         # One tag per stage: every DoFn instance of this stage in a process shares one model.
         self._shared_tag = uuid.uuid4().hex

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from bench.report import MIB
 from bench.rss import watch_command
-from bench.workload import ARCHIVE_NAME, concatenate_files, ensure_model
+from bench.workload import ARCHIVE_NAME, MODEL_FILE, archive_complete, audit_argv, concatenate_files, ensure_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-FULL_SPLITS = ("train", "valid")
+FULL_SPLITS = ("train", "valid")  # concatenated in this order
 MURA_IMAGES = 40_005
 
 
@@ -54,7 +54,7 @@ def check_records(manifest_paths: Sequence[str], row_paths: Sequence[str], statu
 def ensure_full_archive(archive: Path, patients: int | None) -> Path:
     """The full-scale archive (or a small one with --patients, for a dry run), generated unless present."""
     mura = archive / ARCHIVE_NAME
-    if all((mura / f"{split}_image_paths.csv").exists() for split in FULL_SPLITS):
+    if archive_complete(mura):
         print(f"[bench-full] re-using archive {mura}", flush=True)
         return mura
     size = ["--full"] if patients is None else ["--patients", str(patients)]
@@ -91,12 +91,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     labels = concatenate_files([mura / f"{split}_labeled_studies.csv" for split in FULL_SPLITS],
                                mura / "all_labeled_studies.csv")
     manifest_paths = [line.strip() for line in manifest.read_text().splitlines() if line.strip()]
-    model = ensure_model(args.out / "cam_mobilenetv2_a100_224.keras")
+    model = ensure_model(args.out / MODEL_FILE)
     output = args.out / f"{args.archive.name}_audit"
-    command = [sys.executable, "-m", "pipeline.run", "--manifest", str(manifest), "--labels", str(labels),
-               "--model", str(model), "--output", str(output), "--overwrite", "--batch_size", str(args.batch_size),
-               "--direct_num_workers", str(args.workers), "--direct_running_mode", "multi_processing"]
-    command += (["--no_heatmaps"] if args.no_heatmaps else []) + (["--mixed_precision"] if args.mixed_precision else [])
+    extra = ["--labels", str(labels), "--direct_num_workers", str(args.workers),
+             "--direct_running_mode", "multi_processing"]
+    extra += (["--no_heatmaps"] if args.no_heatmaps else []) + (["--mixed_precision"] if args.mixed_precision else [])
+    command = [sys.executable, "-m", "pipeline.run", *audit_argv(manifest, model, output, args.batch_size, extra)]
     print(f"[bench-full] {len(manifest_paths)} images, {args.workers} SDK worker processes:\n  {' '.join(command)}",
           flush=True)
     started = time.time()

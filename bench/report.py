@@ -89,6 +89,11 @@ class SteadyRate:
     base_seconds: float  # the fastest small run
     other_cores: float  # the larger other-process load of the two
 
+    @property
+    def extra_seconds(self) -> float:
+        """What the extra N - n images took: T(N) - T(n)."""
+        return self.seconds - self.base_seconds
+
     def fixed_seconds(self, base_images: int) -> float:
         """The one-off cost extrapolated to zero images: T(n) - n / rate."""
         return self.base_seconds - base_images / self.images_per_second

@@ -20,7 +20,15 @@ from bench.machine import environment, select_device, visible_device
 from bench.noise import OtherLoad
 from bench.report import BASE_SUFFIX, MIB, Measurements, render_rss, render_table, render_targets
 from bench.targets import NOISY_CORES, summarise
-from bench.workload import archive_image_paths, decode_inputs, ensure_archive, ensure_model, write_manifest
+from bench.workload import (
+    MODEL_FILE,
+    archive_image_paths,
+    audit_argv,
+    decode_inputs,
+    ensure_archive,
+    ensure_model,
+    write_manifest,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Sizes for `make bench` (well under 15 minutes on 2 cores) and for --quick (about 2 minutes).
@@ -70,15 +78,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def audit_argv(manifest: Path, model: Path, output: Path, batch_size: int, extra: Sequence[str] = ()) -> list[str]:
-    """cam-audit's command line for one benchmark run."""
-    return ["--manifest", str(manifest), "--model", str(model), "--output", str(output), "--overwrite",
-            "--batch_size", str(batch_size), *extra]
-
-
-def forward_threads_argv(args: argparse.Namespace) -> list[str]:
-    """cam-audit's forward-thread flag as this bench run sets it (the alternatives have no such option)."""
-    return ["--forward_threads", str(args.forward_threads)]
+def cam_audit_flags(args: argparse.Namespace) -> list[str]:
+    """cam-audit's own flags as this bench run sets them (the alternatives ignore them: float32, one thread)."""
+    return [*(["--mixed_precision"] if args.mixed_precision else []), "--forward_threads", str(args.forward_threads)]
 
 
 def timed_run(
@@ -157,9 +159,8 @@ def pipeline_argv(
     paths: dict[str, Path], args: argparse.Namespace, manifest: str, name: str, extra: Sequence[str] = ()
 ) -> list[str]:
     """Command line of one in-process run into out/runs/<name>."""
-    mixed = ["--mixed_precision"] if args.mixed_precision else []  # the alternatives ignore it: float32
     return audit_argv(paths[manifest], paths["model"], args.out / "runs" / name, args.batch_size,
-                      [*mixed, *forward_threads_argv(args), *extra])
+                      [*cam_audit_flags(args), *extra])
 
 
 def measure_classic(paths: dict[str, Path], subset: list[str], args: argparse.Namespace, results: Measurements) -> None:
@@ -182,8 +183,7 @@ def measure_rss(paths: dict[str, Path], all_paths: list[str], args: argparse.Nam
         manifest = write_manifest(paths["mura"], f"bench_rss_{size}", all_paths[:size])
         extra = ["--direct_num_workers", str(args.rss_workers), "--direct_running_mode", "multi_processing"]
         extra += ["--no_heatmaps"] if args.rss_no_heatmaps else []
-        extra += ["--mixed_precision"] if args.mixed_precision else []
-        extra += forward_threads_argv(args)
+        extra += cam_audit_flags(args)
         argv = audit_argv(manifest, paths["model"], args.out / "runs" / f"rss_{size}", args.batch_size, extra)
         watched = watch_command([sys.executable, "-m", "pipeline.run", *argv], cwd=str(REPO_ROOT))
         if watched.returncode != 0:
@@ -212,7 +212,7 @@ def prepare(args: argparse.Namespace) -> tuple[dict[str, Path], list[str], list[
     paths = {
         "archive": archive,
         "mura": mura,
-        "model": ensure_model(args.out / "cam_mobilenetv2_a100_224.keras"),
+        "model": ensure_model(args.out / MODEL_FILE),
         "subset": write_manifest(mura, f"bench_{args.images}", subset),
         "base": write_manifest(mura, f"bench_{args.base_images}", subset[: args.base_images]),
         "one": write_manifest(mura, "bench_1", subset[:1]),

@@ -11,6 +11,7 @@ ARCHIVE_NAME = "MURA-v1.1"
 SPLITS = ("valid", "train")
 IMAGE_SIZE = 224
 ALPHA = 1.0
+MODEL_FILE = "cam_mobilenetv2_a100_224.keras"  # the reference model, under the bench's out folder
 
 
 def ensure_archive(out_dir: Path, patients: int, seed: int = 0) -> Path:
@@ -18,11 +19,21 @@ def ensure_archive(out_dir: Path, patients: int, seed: int = 0) -> Path:
     from pipeline.synth import generate_archive
 
     mura = out_dir / ARCHIVE_NAME
-    # synth writes the manifests last, so their presence means a complete archive.
-    if not all((mura / f"{split}_image_paths.csv").exists() for split in SPLITS):
+    if not archive_complete(mura):
         print(f"[bench] generating a synthetic archive of {patients} patients in {out_dir}", flush=True)
         generate_archive(out_dir, patients=patients, seed=seed)
     return mura
+
+
+def archive_complete(mura: Path) -> bool:
+    """Whether a generated archive is whole: synth writes the split manifests last."""
+    return all((mura / f"{split}_image_paths.csv").exists() for split in SPLITS)
+
+
+def audit_argv(manifest: Path, model: Path, output: Path, batch_size: int, extra: Sequence[str] = ()) -> list[str]:
+    """cam-audit's command line for one benchmark run."""
+    return ["--manifest", str(manifest), "--model", str(model), "--output", str(output), "--overwrite",
+            "--batch_size", str(batch_size), *extra]
 
 
 def archive_image_paths(mura: Path) -> list[str]:

@@ -2,71 +2,73 @@
 
 from __future__ import annotations
 
-import concurrent.futures
+import collections
 import dataclasses
 import time
-from collections.abc import Callable
 
 import numpy as np
 
+from transforms.inference import CamModelLoader, LoadedCamModel
+
 # The limit cycles over at most this many decoded images (more would only hold more memory).
 LIMIT_IMAGES = 512
+# The two ways the limit is measured: TensorFlow's own threading with one call per batch (what a
+# user gets by default), and the layout cam-audit settles on for this machine (bench/README.md).
+LIMIT_LAYOUTS = ("tensorflow_default", "cam_audit")
 
 
 @dataclasses.dataclass(frozen=True)
 class ForwardLimit:
-    """Images per second of the CAM model alone, at one batch size."""
+    """Images per second of the CAM model alone, at one batch size and one forward layout."""
 
+    layout: str
     batch_size: int
+    threads: int
+    micro_batch_size: int
+    intra_op_threads: int  # 0: TensorFlow's default (every core)
     images: int  # images pushed through in the timed passes
     seconds: float
-    threads: int = 1  # forward passes run side by side
 
     @property
     def images_per_second(self) -> float:
         return self.images / self.seconds
 
 
-def load_predict(model_path: str, mixed_precision: bool = False) -> Callable[[np.ndarray], tuple]:
-    """The pipeline's own forward function: load, one-pass CAM model, traced predict."""
-    from transforms.cam_model import build_cam_model, load_keras_model, mixed_precision_clone, predict_fn
+def limit_loader(
+    model_path: str, layout: str, batch_size: int, mixed_precision: bool = False, forward_threads: int = 0,
+    micro_batch_size: int = 0,
+) -> CamModelLoader:
+    """The pipeline's model loader, set up as one of LIMIT_LAYOUTS (cam_audit: with cam-audit's two flags)."""
+    if layout == "tensorflow_default":
+        return CamModelLoader(model_path, mixed_precision=mixed_precision, batch_size=batch_size,
+                              forward_threads=1, micro_batch_size=batch_size)
+    if layout == "cam_audit":
+        return CamModelLoader(model_path, mixed_precision=mixed_precision, batch_size=batch_size,
+                              forward_threads=forward_threads, micro_batch_size=micro_batch_size)
+    raise ValueError(f"unknown limit layout {layout!r}; choose from {LIMIT_LAYOUTS}")
 
-    model, _ = load_keras_model(model_path)
-    if mixed_precision:
-        model = mixed_precision_clone(model)
-    return predict_fn(build_cam_model(model))
 
-
-def time_forward(
-    predict: Callable[[np.ndarray], tuple],
-    inputs: np.ndarray,
-    batch_size: int,
-    min_seconds: float,
-    threads: int = 1,
-) -> ForwardLimit:
+def time_forward(model: LoadedCamModel, layout: str, inputs: np.ndarray, batch_size: int,
+                 min_seconds: float) -> ForwardLimit:
     """Warm up on two batches, then time whole passes over `inputs` until `min_seconds` have passed.
 
-    Batches are sliced views of one array and every output is copied back to numpy: the same work the
-    pipeline's forward threads do per batch, minus decoding and everything after. With `threads` > 1,
-    that many threads each loop over the batches at once, as the pipeline's `--forward_threads` do.
+    Batches are sliced views of one array, submitted as the pipeline's inference stage submits them
+    (one batch queued behind the one being waited for) and every output comes back as numpy: the
+    stage's forward work, minus decoding and everything after.
     """
     batches = [inputs[start : start + batch_size] for start in range(0, len(inputs), batch_size)]
     for batch in batches[:2]:
-        predict(batch)
+        model.submit(batch).result()
+    pending: collections.deque = collections.deque()
+    images = 0
     start = time.perf_counter()
-
-    def loop() -> int:
-        images = 0
-        while True:
-            for batch in batches:
-                predict(batch)
-                images += len(batch)
-            if time.perf_counter() - start >= min_seconds:
-                return images
-
-    if threads == 1:
-        images = loop()
-    else:
-        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-            images = sum(pool.map(lambda _: loop(), range(threads)))
-    return ForwardLimit(batch_size, images, time.perf_counter() - start, threads)
+    while time.perf_counter() - start < min_seconds:
+        for batch in batches:
+            pending.append(model.submit(batch))
+            if len(pending) > 1:
+                pending.popleft().result()
+            images += len(batch)
+    while pending:
+        pending.popleft().result()
+    return ForwardLimit(layout, batch_size, model.layout.threads, model.layout.micro_batch_size,
+                        model.layout.intra_op_threads, images, time.perf_counter() - start)

@@ -19,9 +19,8 @@ class Measurements:
     environment: dict[str, Any]
     load_average_start: tuple[float, float, float]
     load_average_end: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    limit_images_per_second: list[float] = dataclasses.field(default_factory=list)
-    limit_other_cores: list[float] = dataclasses.field(default_factory=list)
-    limit_threads: list[int] = dataclasses.field(default_factory=list)  # forward threads of each limit figure
+    # Every limit measurement: bench.forward.ForwardLimit's fields, its rate and the other-process load.
+    limits: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     walls: dict[str, list[float]] = dataclasses.field(default_factory=dict)  # label -> wall seconds, per repeat
     rates: dict[str, float] = dataclasses.field(default_factory=dict)  # label -> images per second
     rss: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -33,6 +32,10 @@ class Measurements:
         """Append one wall time, and the other-process load during it, under its label."""
         self.walls.setdefault(label, []).append(seconds)
         self.other_cores.setdefault(label, []).append(other_cores)
+
+    def best_limit(self) -> dict[str, Any]:
+        """The fastest limit measurement, whatever its layout (the conservative one for our ratios)."""
+        return max(self.limits, key=lambda limit: limit["images_per_second"])
 
     def best(self, label: str) -> tuple[float, float]:
         """(shortest wall time of a label, other-process cores during that measurement)."""

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import io
 import json
 import logging
 import os
+import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.forward import LIMIT_IMAGES
+from bench.forward import LIMIT_LAYOUTS
 from bench.machine import environment, select_device, visible_device
 from bench.noise import OtherLoad
 from bench.report import BASE_SUFFIX, MIB, Measurements, render_rss, render_table, render_targets
@@ -24,7 +23,6 @@ from bench.workload import (
     MODEL_FILE,
     archive_image_paths,
     audit_argv,
-    decode_inputs,
     ensure_archive,
     ensure_model,
     write_manifest,
@@ -53,8 +51,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--limit_seconds", type=float, help="minimum timed seconds per limit measurement")
     parser.add_argument("--repeats", type=int, help="rounds of limit, cam-audit and RunInference; best of each kept")
     parser.add_argument("--batch_size", type=int, default=32, help="the pipeline's batch size, used everywhere")
-    parser.add_argument("--forward_threads", type=int, default=1,
-                        help="cam-audit's --forward_threads; the limit is measured with 1 and with this many")
+    parser.add_argument("--forward_threads", type=int, default=0,
+                        help="cam-audit's --forward_threads (0: automatic), also for the limit in its layout")
+    parser.add_argument("--micro_batch_size", type=int, default=0,
+                        help="cam-audit's --micro_batch_size (0: automatic), also for the limit in its layout")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
                         help="cpu hides GPUs from TensorFlow; gpu fails without one; the device used is recorded")
     parser.add_argument("--mixed_precision", action="store_true", help="pass --mixed_precision to cam-audit")
@@ -69,8 +69,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.skip = {stage.strip() for stage in args.skip.split(",") if stage.strip()}
     if unknown := args.skip - set(STAGES):
         parser.error(f"--skip: unknown stage(s) {sorted(unknown)}; choose from {STAGES}")
-    if args.forward_threads < 1:
-        parser.error(f"--forward_threads must be >= 1, got {args.forward_threads}")
+    if args.forward_threads < 0 or args.micro_batch_size < 0:
+        parser.error("--forward_threads and --micro_batch_size must be >= 0 (0: automatic)")
     if not 0 < args.base_images < args.images:
         parser.error(f"need 0 < --base_images ({args.base_images}) < --images ({args.images})")
     if len(args.rss_sizes) != 2 or not 0 < args.rss_sizes[0] < args.rss_sizes[1]:
@@ -79,26 +79,37 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def cam_audit_flags(args: argparse.Namespace) -> list[str]:
-    """cam-audit's own flags as this bench run sets them (the alternatives ignore them: float32, one thread)."""
-    return [*(["--mixed_precision"] if args.mixed_precision else []), "--forward_threads", str(args.forward_threads)]
+    """cam-audit's own flags as this bench run sets them (the alternatives have no such settings)."""
+    return [*(["--mixed_precision"] if args.mixed_precision else []), "--forward_threads", str(args.forward_threads),
+            "--micro_batch_size", str(args.micro_batch_size)]
 
 
-def timed_run(
-    label: str, function: Callable[[list[str]], Any], argv: list[str], expected_rows: int, results: Measurements
-) -> None:
-    """Time one in-process run (its printed summary silenced) into `results`; checks every row came out ok."""
+def measure_apart(command: list[str]) -> tuple[dict[str, Any], float]:
+    """`python -m bench.measure COMMAND` in a fresh process: (its JSON result, other processes' cores meanwhile)."""
+    with OtherLoad() as other:
+        completed = subprocess.run([sys.executable, "-m", "bench.measure", *command], cwd=REPO_ROOT,
+                                   capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(f"bench.measure {' '.join(command[:2])} failed (exit {completed.returncode}):\n"
+                           f"{completed.stderr[-4000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1]), other.cores
+
+
+def timed_run(label: str, pipeline: str, argv: list[str], expected_rows: int, results: Measurements) -> None:
+    """Time one run of a pipeline (bench.measure.PIPELINES) in a process of its own; checks every row came out ok.
+
+    The time is the pipeline's `run(argv)` call inside that process (Python and library start-up excluded).
+    """
     from pipeline.summary import read_records
 
-    start = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()), OtherLoad() as other:
-        function(argv)
-    seconds = time.perf_counter() - start
+    measured, other_cores = measure_apart(["pipeline", pipeline, "--", *argv])
+    seconds = measured["seconds"]
     statuses = read_records(argv[argv.index("--output") + 1], columns=["status"]).column("status").to_pylist()
     if len(statuses) != expected_rows or statuses.count("ok") != expected_rows:
         raise RuntimeError(f"{label}: expected {expected_rows} ok rows, got {len(statuses)} "
                            f"({statuses.count('ok')} ok)")
-    results.record(label, seconds, other.cores)
-    print(f"[bench] {label}: {expected_rows} images in {seconds:.2f} s (other processes: {other.cores:.2f} cores)",
+    results.record(label, seconds, other_cores)
+    print(f"[bench] {label}: {expected_rows} images in {seconds:.2f} s (other processes: {other_cores:.2f} cores)",
           flush=True)
 
 
@@ -110,69 +121,60 @@ def share_with_peak(output: Path) -> float:
     return sum(peak is not None for peak in peaks) / max(len(peaks), 1)
 
 
-def measure_limit(model: Path, inputs: Any, args: argparse.Namespace, results: Measurements) -> None:
-    """One limit measurement per forward-thread count (1 and the pipeline's), appended to the results."""
-    from bench.forward import load_predict, time_forward
-
-    predict = load_predict(str(model), args.mixed_precision)
-    for threads in sorted({1, args.forward_threads}):
-        with OtherLoad() as other:
-            limit = time_forward(predict, inputs, args.batch_size, args.limit_seconds, threads)
-        results.limit_images_per_second.append(limit.images_per_second)
-        results.limit_other_cores.append(other.cores)
-        results.limit_threads.append(threads)
-        print(f"[bench] limit, {threads} forward thread(s): {limit.images_per_second:.1f} images/s "
-              f"({limit.images} in {limit.seconds:.1f} s; other processes: {other.cores:.2f} cores)", flush=True)
+def measure_limit(paths: dict[str, Path], args: argparse.Namespace, results: Measurements) -> None:
+    """One limit measurement per forward layout (bench.forward.LIMIT_LAYOUTS), appended to the results."""
+    for layout in LIMIT_LAYOUTS:
+        command = ["limit", "--model", str(paths["model"]), "--archive", str(paths["archive"]), "--manifest",
+                   str(paths["subset"]), "--layout", layout, "--batch_size", str(args.batch_size),
+                   "--seconds", str(args.limit_seconds), *cam_audit_flags(args)]
+        limit, other_cores = measure_apart(command)
+        results.limits.append({**limit, "other_cores": other_cores})
+        print(f"[bench] limit, layout {layout} ({limit['threads']} thread(s), micro-batches of "
+              f"{limit['micro_batch_size']}): {limit['images_per_second']:.1f} images/s ({limit['images']} in "
+              f"{limit['seconds']:.1f} s; other processes: {other_cores:.2f} cores)", flush=True)
 
 
 def timed_pair(
-    name: str, function: Callable[[list[str]], Any], paths: dict[str, Path], args: argparse.Namespace,
-    results: Measurements, extra: Sequence[str] = (),
+    name: str, pipeline: str, paths: dict[str, Path], args: argparse.Namespace, results: Measurements,
+    extra: Sequence[str] = (),
 ) -> None:
     """The small and the large run of one pipeline, back to back: one steady-rate measurement."""
-    timed_run(f"{name}{BASE_SUFFIX}", function, pipeline_argv(paths, args, "base", f"{name}{BASE_SUFFIX}", extra),
+    cam_audit = [*cam_audit_flags(args), *extra] if pipeline == "cam_audit" else [*extra]
+    timed_run(f"{name}{BASE_SUFFIX}", pipeline, pipeline_argv(paths, args, "base", f"{name}{BASE_SUFFIX}", cam_audit),
               args.base_images, results)
-    timed_run(name, function, pipeline_argv(paths, args, "subset", name, extra), args.images, results)
+    timed_run(name, pipeline, pipeline_argv(paths, args, "subset", name, cam_audit), args.images, results)
 
 
-def measure_round(paths: dict[str, Path], inputs: Any, args: argparse.Namespace, results: Measurements) -> None:
-    """One round side by side: the limit, then cam-audit (jpg) and RunInference, each as a small/large pair."""
-    from bench.runinference_baseline import run_runinference_audit
-    from pipeline.run import run
-
-    measure_limit(paths["model"], inputs, args, results)
-    timed_pair("cam_audit_jpg", run, paths, args, results)
+def measure_round(paths: dict[str, Path], args: argparse.Namespace, results: Measurements) -> None:
+    """One round side by side: the limit in each layout, then cam-audit (jpg) and RunInference, each as a pair."""
+    measure_limit(paths, args, results)
+    timed_pair("cam_audit_jpg", "cam_audit", paths, args, results)
     if "runinference" not in args.skip:
-        timed_pair("runinference_jpg", run_runinference_audit, paths, args, results)
+        timed_pair("runinference_jpg", "runinference", paths, args, results)
 
 
 def measure_variants(paths: dict[str, Path], args: argparse.Namespace, results: Measurements) -> None:
     """cam-audit with png heatmaps and with none (one pair each)."""
-    from pipeline.run import run
-
     for name, extra in (("png", ["--heatmap_format", "png"]), ("records_only", ["--no_heatmaps"])):
         if name.replace("records_only", "no_heatmaps") not in args.skip:
-            timed_pair(f"cam_audit_{name}", run, paths, args, results, extra)
+            timed_pair(f"cam_audit_{name}", "cam_audit", paths, args, results, extra)
 
 
 def pipeline_argv(
     paths: dict[str, Path], args: argparse.Namespace, manifest: str, name: str, extra: Sequence[str] = ()
 ) -> list[str]:
-    """Command line of one in-process run into out/runs/<name>."""
-    return audit_argv(paths[manifest], paths["model"], args.out / "runs" / name, args.batch_size,
-                      [*cam_audit_flags(args), *extra])
+    """Command line of one run into out/runs/<name>."""
+    return audit_argv(paths[manifest], paths["model"], args.out / "runs" / name, args.batch_size, extra)
 
 
-def measure_classic(paths: dict[str, Path], subset: list[str], args: argparse.Namespace, results: Measurements) -> None:
+def measure_classic(paths: dict[str, Path], args: argparse.Namespace, results: Measurements) -> None:
     """The classic per-image recipe on the first classic_images images of the subset."""
-    from bench.classic_recipe import time_classic_recipe
-
-    images = subset[: args.classic_images]
-    with OtherLoad() as other:
-        seconds = time_classic_recipe(str(paths["model"]), paths["archive"], images, args.out / "runs" / "classic")
-    results.record("classic", seconds, other.cores)
-    results.rates["classic"] = len(images) / seconds
-    print(f"[bench] classic recipe: {len(images)} images in {seconds:.2f} s", flush=True)
+    measured, other_cores = measure_apart(
+        ["classic", "--model", str(paths["model"]), "--archive", str(paths["archive"]), "--manifest",
+         str(paths["subset"]), "--images", str(args.classic_images), "--out", str(args.out / "runs" / "classic")])
+    results.record("classic", measured["seconds"], other_cores)
+    results.rates["classic"] = measured["images"] / measured["seconds"]
+    print(f"[bench] classic recipe: {measured['images']} images in {measured['seconds']:.2f} s", flush=True)
 
 
 def measure_rss(paths: dict[str, Path], all_paths: list[str], args: argparse.Namespace, results: Measurements) -> None:
@@ -215,7 +217,6 @@ def prepare(args: argparse.Namespace) -> tuple[dict[str, Path], list[str], list[
         "model": ensure_model(args.out / MODEL_FILE),
         "subset": write_manifest(mura, f"bench_{args.images}", subset),
         "base": write_manifest(mura, f"bench_{args.base_images}", subset[: args.base_images]),
-        "one": write_manifest(mura, "bench_1", subset[:1]),
     }
     return paths, subset, all_paths
 
@@ -241,7 +242,7 @@ def print_report(results: Measurements, args: argparse.Namespace, device: str) -
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run every measurement in this one process (memory runs in subprocesses), print, write bench.json."""
+    """Run every measurement, each in a process of its own (bench.measure, bench.rss), print, write bench.json."""
     args = parse_args(argv)
     select_device(args.device)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -258,20 +259,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"[bench] {device}; {len(all_paths)} images in the archive; load average {results.load_average_start}",
           flush=True)
-    from transforms.cam_model import load_keras_model, model_input_size
-
-    inputs = decode_inputs(paths["archive"], subset[:LIMIT_IMAGES],
-                           model_input_size(load_keras_model(str(paths["model"]))[0]))
-    from pipeline.run import run
-
-    timed_run("warmup_1", run, pipeline_argv(paths, args, "one", "warmup"), 1, results)
     for _ in range(args.repeats):
-        measure_round(paths, inputs, args, results)
+        measure_round(paths, args, results)
     results.share_with_peak = share_with_peak(args.out / "runs" / "cam_audit_jpg")
     measure_variants(paths, args, results)
     if "classic" not in args.skip:
-        measure_classic(paths, subset, args, results)
-    del inputs
+        measure_classic(paths, args, results)
     if "rss" not in args.skip:
         measure_rss(paths, all_paths, args, results)
     results.load_average_end = os.getloadavg()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from bench.forward import LIMIT_IMAGES
+from bench.forward import LIMIT_IMAGES, LIMIT_LAYOUTS
 from bench.report import MIB, Measurements, Row, SteadyRate, Target, best_steady_rate, growth, ratio
 
 TARGET_LIMIT_RATIO = 0.7
@@ -22,16 +22,30 @@ def noisy(other_cores: float) -> str:
     return " (noisy)" if other_cores > NOISY_CORES else ""
 
 
+def layout_text(limit: dict[str, Any]) -> str:
+    """A limit measurement's forward layout in words."""
+    intra = limit["intra_op_threads"] or "all"
+    return (f"{limit['threads']} thread(s) x micro-batches of {limit['micro_batch_size']}, "
+            f"{intra} core(s) per op")
+
+
 def summarise(results: Measurements, args: argparse.Namespace) -> tuple[list[Row], list[Target]]:
     """Steady rates, ratios, table rows and target verdicts from the raw figures (best of the repeats)."""
     n, rates = args.images, results.rates
-    best_limit = max(range(len(results.limit_images_per_second)), key=results.limit_images_per_second.__getitem__)
-    # The highest limit is conservative for our ratio -- unless other load dragged every measurement down.
-    limit, limit_noise = results.limit_images_per_second[best_limit], results.limit_other_cores[best_limit]
-    spread = ", ".join(f"{value:.1f} ({threads}t)" for value, threads in
-                       zip(results.limit_images_per_second, results.limit_threads, strict=True))
+    # The highest limit of any layout is conservative for our ratio -- unless other load dragged every
+    # measurement down.
+    best = results.best_limit()
+    limit, limit_noise = best["images_per_second"], best["other_cores"]
     rows = [Row(f"limit: CAM model forward only, batch {args.batch_size}", min(n, LIMIT_IMAGES), None, limit, "1.00x",
-                f"decoded tensors; best of [{spread}]{noisy(limit_noise)}")]
+                f"decoded tensors, {layout_text(best)}{noisy(limit_noise)}")]
+    for layout in LIMIT_LAYOUTS:
+        figures = [m for m in results.limits if m["layout"] == layout]
+        if figures:
+            top = max(figures, key=lambda m: m["images_per_second"])
+            spread = ", ".join(f"{m['images_per_second']:.1f}" for m in figures)
+            rows.append(Row(f"  forward layout {layout}", min(n, LIMIT_IMAGES), None, top["images_per_second"],
+                            f"{top['images_per_second'] / limit:.2f}x limit",
+                            f"{layout_text(top)}; best of [{spread}]"))
 
     base = args.base_images
     measured = {name: best_steady_rate(results, name, n, base)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import os
 import uuid
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from pipeline.options import CamAuditOptions
 from pipeline.summary import record_files
 from transforms.cam_model import find_cam_head, load_keras_model, model_input_size
+from transforms.devices import usable_cores
 from transforms.explain import ExplainCams
 from transforms.images import LoadImages
 from transforms.inference import CamModelLoader, InferCams
@@ -39,7 +42,6 @@ class AuditPlan:
     facts: RunFacts
     min_batch_size: int
     max_batch_size: int
-    forward_threads: int
     cam_class: int | None
     heatmap_dir: str | None
     heatmap_format: str
@@ -68,6 +70,42 @@ def clear_previous_records(output_dir: str, overwrite: bool) -> None:
         FileSystems.delete(previous)
 
 
+def local_worker_processes(options: PipelineOptions) -> int:
+    """SDK worker processes a local run starts on this machine: >1 only for multi_processing."""
+    runner = options.view_as(StandardOptions).runner
+    direct = options.view_as(DirectOptions)
+    if runner not in (None, "DirectRunner") or direct.direct_running_mode != "multi_processing":
+        return 1
+    # Beam's FnApiRunner reads 0 as one worker per core.
+    return direct.direct_num_workers or os.cpu_count() or 1
+
+
+def cores_per_process(options: PipelineOptions) -> int:
+    """Each local worker process's share of this machine's cores; 0 (all of its own) otherwise."""
+    processes = local_worker_processes(options)
+    return 0 if processes == 1 else max(1, usable_cores() // processes)
+
+
+def model_loader(options: CamAuditOptions) -> CamModelLoader:
+    """The workers' model loader, as the options describe it (the batching and threading flags checked)."""
+    if options.batch_size < 1:
+        raise ValueError(f"--batch_size must be >= 1, got {options.batch_size}")
+    if options.forward_threads < 0:
+        raise ValueError(f"--forward_threads must be >= 0 (0: automatic), got {options.forward_threads}")
+    if options.micro_batch_size < 0:
+        raise ValueError(f"--micro_batch_size must be >= 0 (0: automatic), got {options.micro_batch_size}")
+    return CamModelLoader(
+        options.model,
+        options.preprocess,
+        options.mixed_precision,
+        options.cam_alignment == "receptive_field",
+        batch_size=options.batch_size,
+        forward_threads=options.forward_threads,
+        micro_batch_size=options.micro_batch_size,
+        cores=cores_per_process(options),
+    )
+
+
 def plan_audit(options: CamAuditOptions) -> AuditPlan:
     """Check every option and the model itself; raise ValueError naming what is wrong.
 
@@ -83,8 +121,7 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
     min_batch = options.min_batch_size if options.min_batch_size is not None else max_batch
     if not 1 <= min_batch <= max_batch:
         raise ValueError(f"need 1 <= --min_batch_size ({min_batch}) <= --batch_size ({max_batch})")
-    if options.forward_threads < 1:
-        raise ValueError(f"--forward_threads must be >= 1, got {options.forward_threads}")
+    loader = model_loader(options)
     class_names = tuple(name.strip() for name in options.class_names.split(",") if name.strip())
     clear_previous_records(options.output, options.overwrite)
     manifest_format, columns = inspect_manifest(options.manifest, options.manifest_format)
@@ -109,13 +146,7 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         labels=labels,
         data_root=options.data_root or default_data_root(options.manifest, manifest_format),
         output_dir=options.output,
-        loader=CamModelLoader(
-            options.model,
-            options.preprocess,
-            options.mixed_precision,
-            options.cam_alignment == "receptive_field",
-            warmup_batch_size=max_batch,
-        ),
+        loader=loader,
         input_size=input_size,
         facts=RunFacts(
             run_id=options.run_id or new_run_id(),
@@ -125,7 +156,6 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         ),
         min_batch_size=min_batch,
         max_batch_size=max_batch,
-        forward_threads=options.forward_threads,
         cam_class=options.cam_class,
         heatmap_dir=None if options.no_heatmaps else join_output(options.output, HEATMAPS_DIR),
         heatmap_format=options.heatmap_format,
@@ -140,7 +170,7 @@ def build_audit(pipeline: beam.Pipeline, plan: AuditPlan) -> beam.PCollection:
     )
     images, error_records = entries | "LoadImages" >> LoadImages(plan.data_root, plan.input_size, plan.facts)
     inferred = images | "InferCams" >> InferCams(
-        plan.loader, plan.min_batch_size, plan.max_batch_size, plan.cam_class, forward_threads=plan.forward_threads
+        plan.loader, plan.min_batch_size, plan.max_batch_size, plan.cam_class
     )
     ok_records = inferred | "ExplainCams" >> ExplainCams(plan.facts, plan.heatmap_dir, plan.heatmap_format)
     records = (ok_records, error_records) | "AllRecords" >> beam.Flatten()

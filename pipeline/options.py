@@ -97,10 +97,18 @@ class CamAuditOptions(PipelineOptions):
         group.add_argument(
             "--forward_threads",
             type=int,
-            default=1,
-            help="Batches whose forward passes run side by side per worker process (>= 1). 2 keeps the "
-            "cores busier through each other's less parallel layers (+~15%% images/s on 2 CPU cores) "
-            "at ~+200 MB of peak memory per worker, and a peak that varies more from run to run.",
+            default=0,
+            help="Threads running forward passes in each worker process. 0 (default): one per CPU core "
+            "the process may use, or 1 when TensorFlow sees a GPU. With more than one, each runs "
+            "TensorFlow ops on one core and they share every batch's micro-batches. Lower it when "
+            "several SDK worker processes share one machine (--direct_num_workers does it for you).",
+        )
+        group.add_argument(
+            "--micro_batch_size",
+            type=int,
+            default=0,
+            help="Images per forward call (a batch is cut into micro-batches). 0 (default): 8 on CPUs "
+            "(small calls keep activations in the caches), the whole --batch_size on a GPU.",
         )
         group.add_argument(
             "--preprocess",

@@ -11,7 +11,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineRunner
 
-from pipeline.build import AuditPlan, build_audit, plan_audit
+from pipeline.build import AuditPlan, build_audit, model_loader, plan_audit
 from pipeline.options import CamAuditOptions, help_text, route_labels_flag
 from pipeline.summary import AuditSummary, summarise_records
 from transforms.explain import write_bytes
@@ -60,7 +60,11 @@ def run(argv: list[str] | None = None) -> AuditSummary:
     """Parse options, check them and the model, run the audit and summarise what it wrote."""
     argv = route_labels_flag(list(sys.argv[1:] if argv is None else argv))
     options = PipelineOptions(argv)
-    plan = plan_audit(options.view_as(CamAuditOptions))
+    audit_options = options.view_as(CamAuditOptions)
+    # In-process runners run the forward passes in this process, and TensorFlow takes its threading
+    # settings only before its runtime starts, which plan_audit's check of the model does.
+    model_loader(audit_options).configure_process()
+    plan = plan_audit(audit_options)
     runner = None if options.view_as(StandardOptions).runner else local_runner(options)
     start = time.perf_counter()
     pipeline = beam.Pipeline(runner=runner, options=options)

@@ -152,6 +152,9 @@ def test_generic_csv_manifest_and_data_root(tmp_path: Path, tiny_model_path: Pat
         (["--class_names", "a,b,c"], "--class_names"),
         (["--cam_class", "5"], "--cam_class"),
         (["--batch_size", "4", "--min_batch_size", "9"], "--min_batch_size"),
+        (["--batch_size", "0"], "--batch_size"),
+        (["--forward_threads", "-1"], "--forward_threads"),
+        (["--micro_batch_size", "-8"], "--micro_batch_size"),
     ],
 )
 def test_bad_configuration_fails_at_start(
@@ -159,6 +162,20 @@ def test_bad_configuration_fails_at_start(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         run([*base_args(tiny_archive, tiny_model_path, tmp_path / "out"), *extra])
+
+
+def test_local_worker_processes_share_the_cores(monkeypatch) -> None:  # noqa: ANN001
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    import pipeline.build as build
+
+    monkeypatch.setattr(build, "usable_cores", lambda: 8)
+    shared = PipelineOptions(["--direct_running_mode", "multi_processing", "--direct_num_workers", "2"])
+    assert build.local_worker_processes(shared) == 2 and build.cores_per_process(shared) == 4
+    # In-process and remote runners: each worker process settles on its own cores (0).
+    for argv in ([], ["--direct_num_workers", "2"], ["--runner", "DataflowRunner", "--direct_running_mode",
+                                                     "multi_processing", "--direct_num_workers", "2"]):
+        assert build.cores_per_process(PipelineOptions(argv)) == 0, argv
 
 
 def test_sigmoid_model_runs_end_to_end(tiny_archive: TinyArchive, tmp_path: Path) -> None:

@@ -73,18 +73,19 @@ def _loaded(index: int, width: int = 50, height: int = 40) -> LoadedImage:
     )
 
 
-@pytest.mark.parametrize("forward_threads", [1, 2])
-def test_infer_cams_batches_and_explains_the_predicted_class(tiny_model_path: Path, forward_threads: int) -> None:
+# (forward threads, micro-batch size): one call per batch on one thread, and micro-batches of 2 on two.
+FORWARD_LAYOUTS = [(1, 3), (2, 2)]
+
+
+@pytest.mark.parametrize(("forward_threads", "micro_batch_size"), FORWARD_LAYOUTS)
+def test_infer_cams_batches_and_explains_the_predicted_class(
+    tiny_model_path: Path, forward_threads: int, micro_batch_size: int
+) -> None:
     images = [_loaded(i) for i in range(7)]
+    loader = CamModelLoader(str(tiny_model_path), batch_size=3, forward_threads=forward_threads,
+                            micro_batch_size=micro_batch_size)
     with local_pipeline() as p:
-        inferred = (
-            p
-            | beam.Create(images)
-            | InferCams(
-                CamModelLoader(str(tiny_model_path)), min_batch_size=3, max_batch_size=3,
-                forward_threads=forward_threads,
-            )
-        )
+        inferred = p | beam.Create(images) | InferCams(loader, min_batch_size=3, max_batch_size=3)
         checks = inferred | beam.Map(
             lambda r: (
                 r.image.entry.image_path,
@@ -96,22 +97,23 @@ def test_infer_cams_batches_and_explains_the_predicted_class(tiny_model_path: Pa
         assert_that(checks, equal_to([(f"img{i}.png", (16, 16), True, True) for i in range(7)]))
 
 
-@pytest.mark.parametrize("forward_threads", [1, 2])
-def test_infer_cams_keeps_each_batch_in_its_window(tiny_model_path: Path, forward_threads: int) -> None:
-    # Results leave the forward threads batches late (the last in finish_bundle): each must keep
+@pytest.mark.parametrize(("forward_threads", "micro_batch_size"), FORWARD_LAYOUTS)
+def test_infer_cams_keeps_each_batch_in_its_window(
+    tiny_model_path: Path, forward_threads: int, micro_batch_size: int
+) -> None:
+    # Results leave the forward threads a batch late (the last in finish_bundle): each must keep
     # the window of its own batch, not the one being processed when it comes out.
     from apache_beam.transforms.window import FixedWindows, TimestampedValue
 
     stamped = [TimestampedValue(_loaded(i), 10 * (i % 2)) for i in range(6)]
+    loader = CamModelLoader(str(tiny_model_path), batch_size=2, forward_threads=forward_threads,
+                            micro_batch_size=micro_batch_size)
     with local_pipeline() as p:
         inferred = (
             p
             | beam.Create(stamped)
             | beam.WindowInto(FixedWindows(10))
-            | InferCams(
-                CamModelLoader(str(tiny_model_path)), min_batch_size=2, max_batch_size=2,
-                forward_threads=forward_threads,
-            )
+            | InferCams(loader, min_batch_size=2, max_batch_size=2)
         )
         windows = inferred | beam.Map(
             lambda r, window=beam.DoFn.WindowParam: (r.image.entry.image_path, int(window.start))
@@ -154,8 +156,12 @@ def test_explain_cams_writes_heatmaps_and_records(tmp_path: Path) -> None:
     assert (heatmaps / "img0.png.png").stat().st_size > 0 and (heatmaps / "img1.png.png").stat().st_size > 0
 
 
-def test_model_loader_warms_up_at_the_stage_batch_size(tiny_model_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize(("batch_size", "micro_batch_size", "warmed_up"), [(5, 0, 5), (32, 0, 8), (32, 3, 3)])
+def test_model_loader_warms_up_at_the_size_of_its_calls(
+    tiny_model_path: Path, monkeypatch, batch_size: int, micro_batch_size: int, warmed_up: int
+) -> None:
     import transforms.cam_model as cam_model
+    import transforms.inference as inference
 
     batch_sizes: list[int] = []
     real_predict_fn = cam_model.predict_fn
@@ -170,38 +176,96 @@ def test_model_loader_warms_up_at_the_stage_batch_size(tiny_model_path: Path, mo
         return recorded
 
     monkeypatch.setattr(cam_model, "predict_fn", recording_predict_fn)
-    CamModelLoader(str(tiny_model_path), warmup_batch_size=5).load_model()
-    # One warm-up pass at the stage's batch size, so the first real batch pays no set-up.
-    assert batch_sizes == [5]
+    monkeypatch.setattr(inference, "gpu_names", lambda: [])  # the CPU defaults, whatever the machine
+    loaded = CamModelLoader(str(tiny_model_path), batch_size=batch_size, micro_batch_size=micro_batch_size).load_model()
+    # One warm-up pass at the size of the calls the stage makes (micro-batches of 8 on CPUs at most),
+    # so the first real batch pays no set-up.
+    assert batch_sizes == [warmed_up]
+    assert loaded.layout.micro_batch_size == warmed_up
 
 
 def test_inference_dofn_emits_batches_in_order_however_the_threads_finish(tiny_model_path: Path) -> None:
-    # With two forward threads a later batch can finish first (here: the first batch is made slow);
-    # results must still come out in submission order, each batch once, none left behind.
+    # With two forward threads, later micro-batches (of this batch and the next) finish while the
+    # first is held; results must still come out in submission order, each once, none left behind.
     import threading
 
     from transforms.inference import _CamInferenceDoFn
 
-    first_batch_may_finish = threading.Event()
-    dofn = _CamInferenceDoFn(CamModelLoader(str(tiny_model_path)), cam_class=None, forward_threads=2)
+    loader = CamModelLoader(str(tiny_model_path), batch_size=2, forward_threads=2, micro_batch_size=1)
+    dofn = _CamInferenceDoFn(loader, cam_class=None)
     dofn.setup()
-    real_forward = dofn._forward
+    real_predict = dofn._model.predict
+    first_input = _loaded(0).model_input
+    first_may_finish = threading.Event()
+    finished: list[int] = []  # index of each finished micro-batch's image, in finishing order
+    inputs = [_loaded(i).model_input for i in range(8)]
 
-    def forward(batch):
-        if batch[0].entry.image_path == "img0.png":
-            assert first_batch_may_finish.wait(timeout=30)
-        return real_forward(batch)
+    def predict(batch: np.ndarray):
+        held = np.array_equal(batch[0], first_input)
+        if held:
+            assert first_may_finish.wait(timeout=30)
+        outputs = real_predict(batch)
+        finished.append(next(i for i, x in enumerate(inputs) if np.array_equal(batch[0], x)))
+        if len(finished) == 3 and not held:  # img1, then img2 and img3 of the next batch, all before img0
+            first_may_finish.set()
+        return outputs
 
-    dofn._forward = forward
+    dofn._model.predict = predict
     dofn.start_bundle()
-    batches = [[_loaded(2 * b), _loaded(2 * b + 1)] for b in range(4)]
-    emitted = [value.value.image.entry.image_path for value in dofn.process(batches[0], 0, None, None)]
-    emitted += [value.value.image.entry.image_path for value in dofn.process(batches[1], 0, None, None)]
-    assert emitted == []  # two batches in flight, one per thread: nothing is waited for yet
-    dofn._in_flight[1].outputs.result(timeout=30)  # the second batch is done while the first still runs
-    first_batch_may_finish.set()
-    for batch in batches[2:]:
+    emitted: list[str] = []
+    for b in range(4):
+        batch = [_loaded(2 * b), _loaded(2 * b + 1)]
         emitted += [value.value.image.entry.image_path for value in dofn.process(batch, 0, None, None)]
     emitted += [value.value.image.entry.image_path for value in dofn.finish_bundle()]
-    dofn.teardown()
+    assert finished.index(0) == 3  # held until three later micro-batches were done
     assert emitted == [f"img{i}.png" for i in range(8)]
+
+
+def test_micro_batch_slices_cover_the_batch_in_order() -> None:
+    from transforms.inference import micro_batch_slices
+
+    assert micro_batch_slices(7, 3) == [slice(0, 3), slice(3, 6), slice(6, 7)]
+    assert micro_batch_slices(8, 8) == [slice(0, 8)]
+    assert micro_batch_slices(2, 8) == [slice(0, 2)]
+    assert micro_batch_slices(0, 4) == []
+    with pytest.raises(ValueError, match="micro_batch_size"):
+        micro_batch_slices(4, 0)
+
+
+def test_pending_forward_joins_micro_batches_and_spans_their_times() -> None:
+    import concurrent.futures
+
+    from transforms.inference import PendingForward
+
+    def done(value):
+        future = concurrent.futures.Future()
+        future.set_result(value)
+        return future
+
+    first = (np.array([[0.2, 0.8]]), np.zeros((1, 2, 2, 2)), 10.0, 10.5)
+    second = (np.array([[0.6, 0.4], [0.1, 0.9]]), np.ones((2, 2, 2, 2)), 10.1, 10.9)
+    probabilities, cams, seconds = PendingForward([done(first), done(second)]).result()
+    np.testing.assert_array_equal(probabilities, [[0.2, 0.8], [0.6, 0.4], [0.1, 0.9]])
+    assert cams.shape == (3, 2, 2, 2) and cams[0].sum() == 0 and cams[1:].min() == 1
+    assert seconds == pytest.approx(0.9)  # from the first start to the last end
+
+
+def test_forward_layout_settles_automatic_values() -> None:
+    from transforms.devices import ForwardLayout, forward_layout
+
+    # CPUs, a process with the whole 2-core machine: a thread per core, micro-batches of 8, one core per op.
+    assert forward_layout(0, 0, 32, False, 2, 2) == ForwardLayout(2, 8, 1)
+    # One thread asked for: its ops spread over every core (0: TensorFlow's default).
+    assert forward_layout(1, 0, 32, False, 2, 2) == ForwardLayout(1, 8, 0)
+    # A worker process with 4 of 16 cores: 4 threads of one core; 2 threads get 2 cores each.
+    assert forward_layout(0, 0, 32, False, 4, 16) == ForwardLayout(4, 8, 1)
+    assert forward_layout(2, 0, 32, False, 4, 16) == ForwardLayout(2, 8, 2)
+    # Micro-batches never exceed the batch; an explicit size stands.
+    assert forward_layout(0, 0, 4, False, 2, 2) == ForwardLayout(2, 4, 1)
+    assert forward_layout(0, 16, 32, False, 2, 2) == ForwardLayout(2, 16, 1)
+    # A GPU: one thread, whole batches, TensorFlow's own threading.
+    assert forward_layout(0, 0, 32, True, 2, 2) == ForwardLayout(1, 32, 0)
+    with pytest.raises(ValueError, match="threads"):
+        forward_layout(-1, 0, 32, False, 2, 2)
+    with pytest.raises(ValueError, match="cores"):
+        forward_layout(0, 0, 32, False, 3, 2)

@@ -1,4 +1,4 @@
-"""InferCams stage: batched forward passes that yield probabilities and CAMs in one call per batch."""
+"""InferCams stage: batched forward passes that yield probabilities and CAMs in one pass per batch."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import numpy as np
 from apache_beam.utils import shared
 from apache_beam.utils.windowed_value import WindowedValue
 
+from transforms.devices import ForwardLayout, configure_tensorflow, forward_layout, gpu_names, usable_cores
 from transforms.images import METRICS_NAMESPACE, LoadedImage
 from transforms.schema import Prediction
 
@@ -27,9 +28,34 @@ class InferredImage:
     prediction: Prediction
 
 
-class LoadedCamModel:
-    """A worker's model: the traced forward function and what it needs to know about it.
+def micro_batch_slices(batch_size: int, micro_batch_size: int) -> list[slice]:
+    """Contiguous slices of at most `micro_batch_size` that cover range(batch_size) in order."""
+    if batch_size < 0 or micro_batch_size < 1:
+        raise ValueError(f"need batch_size >= 0 and micro_batch_size >= 1, got {batch_size}, {micro_batch_size}")
+    return [slice(start, min(start + micro_batch_size, batch_size)) for start in range(0, batch_size, micro_batch_size)]
 
+
+@dataclasses.dataclass(frozen=True)
+class PendingForward:
+    """One batch's forward pass, queued as micro-batches on the model's forward threads."""
+
+    parts: list[concurrent.futures.Future]  # each -> (probabilities, cams, start, end) of one micro-batch
+
+    def done(self) -> bool:
+        return all(part.done() for part in self.parts)
+
+    def result(self, timeout: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+        """(probabilities, CAMs, seconds from the first micro-batch's start to the last one's end)."""
+        outputs = [part.result(timeout) for part in self.parts]
+        probabilities = np.concatenate([output[0] for output in outputs])
+        cams = np.concatenate([output[1] for output in outputs])
+        return probabilities, cams, max(output[3] for output in outputs) - min(output[2] for output in outputs)
+
+
+class LoadedCamModel:
+    """A worker's model: the traced forward function, the threads that run it, and what to know about it.
+
+    One per process (via `shared.Shared`), so every DoFn instance in the process shares its threads.
     A plain class (not a tuple) because `shared.Shared` keeps weak references to what it holds.
     """
 
@@ -37,11 +63,26 @@ class LoadedCamModel:
         self,
         predict: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
         num_classes: int,
-        cam_shift: tuple[float, float] = (0.0, 0.0),
+        cam_shift: tuple[float, float],
+        layout: ForwardLayout,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.predict = predict
         self.num_classes = num_classes
         self.cam_shift = cam_shift
+        self.layout = layout
+        self._clock = clock
+        self._threads = concurrent.futures.ThreadPoolExecutor(layout.threads, thread_name_prefix="cam_forward")
+
+    def submit(self, inputs: np.ndarray) -> PendingForward:
+        """Queue a batch's forward pass in micro-batches; the threads take them in order."""
+        slices = micro_batch_slices(len(inputs), self.layout.micro_batch_size)
+        return PendingForward([self._threads.submit(self._timed_predict, inputs[part]) for part in slices])
+
+    def _timed_predict(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+        start = self._clock()
+        probabilities, cams = self.predict(inputs)
+        return probabilities, cams, start, self._clock()
 
 
 class CamModelLoader:
@@ -49,6 +90,9 @@ class CamModelLoader:
 
     Holds only a path and options, so it pickles cheaply to every worker; `load_model()` runs
     once per worker process (via `shared.Shared`), like Beam's `ModelHandler.load_model`.
+    `forward_threads`, `micro_batch_size` and `cores` of 0 are settled there, on the worker's own
+    hardware (`devices.forward_layout`); `cores` is the share of the machine's CPU cores one worker
+    process may use (0: all), when several share a machine.
     """
 
     def __init__(
@@ -57,15 +101,33 @@ class CamModelLoader:
         preprocess: str = "none",
         mixed_precision: bool = False,
         align_cams: bool = True,
-        warmup_batch_size: int = 1,
+        batch_size: int = 1,
+        forward_threads: int = 1,
+        micro_batch_size: int = 0,
+        cores: int = 0,
     ) -> None:
-        if warmup_batch_size < 1:
-            raise ValueError(f"warmup_batch_size must be >= 1, got {warmup_batch_size}")
+        # Checked here too (not only by the launcher): a bad value must fail at start-up, not per batch.
+        if batch_size < 1 or forward_threads < 0 or micro_batch_size < 0 or cores < 0:
+            raise ValueError(f"need batch_size >= 1 and forward_threads, micro_batch_size, cores >= 0; got "
+                             f"{batch_size}, {forward_threads}, {micro_batch_size}, {cores}")
         self.model_path = model_path
         self.align_cams = align_cams
         self.preprocess = preprocess
         self.mixed_precision = mixed_precision
-        self.warmup_batch_size = warmup_batch_size
+        self.batch_size = batch_size
+        self.forward_threads = forward_threads
+        self.micro_batch_size = micro_batch_size
+        self.cores = cores
+
+    def configure_process(self) -> ForwardLayout:
+        """Settle this process's forward layout and set TensorFlow up for it (before its runtime starts)."""
+        machine_cores = usable_cores()
+        cores = min(self.cores, machine_cores) if self.cores else machine_cores
+        layout = forward_layout(
+            self.forward_threads, self.micro_batch_size, self.batch_size, bool(gpu_names()), cores, machine_cores
+        )
+        configure_tensorflow(layout.intra_op_threads)
+        return layout
 
     def load_model(self) -> LoadedCamModel:
         from transforms.cam_model import (
@@ -77,21 +139,20 @@ class CamModelLoader:
             model_input_size,
             predict_fn,
         )
-        from transforms.devices import configure_tensorflow
 
-        configure_tensorflow()
+        layout = self.configure_process()
         model, _ = load_keras_model(self.model_path)
         head = find_cam_head(model)
         shift = feature_grid(model, head).shift_cells() if self.align_cams else (0.0, 0.0)
         if self.mixed_precision:
             model = mixed_precision_clone(model)
         predict = predict_fn(build_cam_model(model, self.preprocess))
-        # Trace and warm up now, at the batch size the stage will use: the trace and oneDNN's
+        # Trace and warm up now, at the size of the calls the stage will make: the trace and oneDNN's
         # per-shape kernel set-up (~0.25 s for a first batch of 32 MobileNetV2 images on 2 cores)
         # are one-off costs of loading (model_load_ms), not of the first batch of images.
         height, width = model_input_size(model)
-        predict(np.zeros((self.warmup_batch_size, height, width, 3), dtype=np.float32))
-        return LoadedCamModel(predict, head.num_classes, shift)
+        predict(np.zeros((layout.micro_batch_size, height, width, 3), dtype=np.float32))
+        return LoadedCamModel(predict, head.num_classes, shift, layout)
 
 
 def explained_class(probabilities: np.ndarray, cam_class: int | None) -> int:
@@ -104,21 +165,21 @@ class _BatchInFlight:
     """A batch whose forward pass runs in the background, and the window its results belong to."""
 
     images: list[LoadedImage]
-    outputs: concurrent.futures.Future  # -> (probabilities, cams, seconds)
+    outputs: PendingForward
     timestamp: Any
     window: Any
     pane_info: Any
 
 
 class _CamInferenceDoFn(beam.DoFn):
-    """list[LoadedImage] -> InferredImage per image, one forward pass per batch.
+    """list[LoadedImage] -> InferredImage per image, one forward pass (of one or more micro-batches) per batch.
 
-    Forward passes run on `forward_threads` background threads while this DoFn hands on the results
-    of earlier batches: downstream rendering and encoding, and the decoding of the next batch (fused
-    into the same bundle), then overlap with TensorFlow, which releases the GIL while it computes.
-    With two threads, two batches' forward passes also run side by side, so the ops of one fill the
-    cores the other's less parallel ops leave idle. Results come `forward_threads` batches late, in
-    order, the last ones in `finish_bundle`, each in its own batch's window.
+    A batch's forward pass is queued on the model's forward threads, then this DoFn hands on the
+    results of the batch before it: downstream rendering and encoding, and the decoding of the next
+    batch (fused into the same bundle), overlap with TensorFlow, which releases the GIL while it
+    computes. The next batch's micro-batches queue behind the running ones, so the forward threads do
+    not wait for this thread. Results come one batch late, in order, the last in `finish_bundle`, each
+    in its own batch's window.
     """
 
     def __init__(
@@ -126,19 +187,14 @@ class _CamInferenceDoFn(beam.DoFn):
         loader: CamModelLoader,
         cam_class: int | None,
         clock: Callable[[], float] = time.perf_counter,
-        forward_threads: int = 1,
     ) -> None:
-        if forward_threads < 1:
-            raise ValueError(f"forward_threads must be >= 1, got {forward_threads}")
         self._loader = loader
         self._cam_class = cam_class
         self._clock = clock  # injectable for tests, like Beam's _RunInferenceDoFn
-        self._forward_threads = forward_threads
         self._shared_handle = shared.Shared()
         # One tag per stage: every DoFn instance of this stage in a process shares one model.
         self._shared_tag = uuid.uuid4().hex
         self._model: LoadedCamModel | None = None
-        self._forward_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._in_flight: collections.deque[_BatchInFlight] = collections.deque()
         self._unreported_load_ms: int | None = None
         self._load_ms = beam.metrics.Metrics.distribution(METRICS_NAMESPACE, "model_load_ms")
@@ -158,10 +214,6 @@ class _CamInferenceDoFn(beam.DoFn):
             raise ValueError(
                 f"--cam_class {self._cam_class} is out of range for a model of {self._model.num_classes} classes"
             )
-        # Results are emitted in submission order whatever order the threads finish in.
-        self._forward_pool = concurrent.futures.ThreadPoolExecutor(
-            self._forward_threads, thread_name_prefix="cam_forward"
-        )
 
     def start_bundle(self) -> None:
         self._in_flight.clear()  # batches left by a failed bundle are never emitted
@@ -176,30 +228,16 @@ class _CamInferenceDoFn(beam.DoFn):
         window: Any = beam.DoFn.WindowParam,
         pane_info: Any = beam.DoFn.PaneInfoParam,
     ) -> Iterator[WindowedValue]:
-        assert self._forward_pool is not None
-        self._in_flight.append(
-            _BatchInFlight(batch, self._forward_pool.submit(self._forward, batch), timestamp, window, pane_info)
-        )
-        # Keep every forward thread busy: emit (waiting if need be) only what is beyond that.
-        while len(self._in_flight) > self._forward_threads:
+        assert self._model is not None
+        inputs = np.stack([image.model_input for image in batch])
+        self._in_flight.append(_BatchInFlight(batch, self._model.submit(inputs), timestamp, window, pane_info))
+        # One batch queued behind the one being handed on keeps the forward threads busy meanwhile.
+        while len(self._in_flight) > 1:
             yield from self._emit(self._in_flight.popleft())
 
     def finish_bundle(self) -> Iterator[WindowedValue]:
         while self._in_flight:
             yield from self._emit(self._in_flight.popleft())
-
-    def teardown(self) -> None:
-        if self._forward_pool is not None:
-            self._forward_pool.shutdown(wait=True)
-            self._forward_pool = None
-
-    def _forward(self, batch: list[LoadedImage]) -> tuple[np.ndarray, np.ndarray, float]:
-        """Runs on the forward thread: (probabilities, CAMs, seconds taken)."""
-        assert self._model is not None
-        start = self._clock()
-        inputs = np.stack([image.model_input for image in batch])
-        probabilities, cams = self._model.predict(inputs)
-        return probabilities, cams, self._clock() - start
 
     def _emit(self, in_flight: _BatchInFlight) -> Iterator[WindowedValue]:
         """Waits for a batch's forward pass and yields its images, in the batch's window."""
@@ -230,7 +268,6 @@ class InferCams(beam.PTransform):
         max_batch_size: int,
         cam_class: int | None = None,
         clock: Callable[[], float] = time.perf_counter,
-        forward_threads: int = 1,
     ) -> None:
         super().__init__()
         if not 1 <= min_batch_size <= max_batch_size:
@@ -242,14 +279,13 @@ class InferCams(beam.PTransform):
         self._max_batch_size = max_batch_size
         self._cam_class = cam_class
         self._clock = clock
-        self._forward_threads = forward_threads
 
     def expand(self, images: beam.PCollection) -> beam.PCollection:
         return (
             images
             | "Batch" >> beam.BatchElements(min_batch_size=self._min_batch_size, max_batch_size=self._max_batch_size)
             | "Infer" >> beam.ParDo(
-                _CamInferenceDoFn(self._loader, self._cam_class, self._clock, self._forward_threads)
+                _CamInferenceDoFn(self._loader, self._cam_class, self._clock)
             )
         )
 

@@ -1,0 +1,106 @@
+"""One bench measurement in a fresh process: `python -m bench.measure KIND ...` prints one JSON line.
+
+Each measurement gets its own process because TensorFlow takes its threading settings once per
+process, before its runtime starts: cam-audit and the limit in cam-audit's layout run with one
+intra-op thread per forward thread, the RunInference alternative, the classic recipe and the
+TensorFlow-default limit with TensorFlow's defaults, as a user would run them. A fresh process
+also leaves no allocator, cache or trace state from one measurement to the next.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import io
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+PIPELINES = ("cam_audit", "runinference")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.measure", description=__doc__)
+    kinds = parser.add_subparsers(dest="kind", required=True)
+    limit = kinds.add_parser("limit", help="bare forward throughput on decoded images")
+    limit.add_argument("--model", required=True)
+    limit.add_argument("--archive", type=Path, required=True, help="folder the manifest's paths are relative to")
+    limit.add_argument("--manifest", type=Path, required=True, help="MURA manifest; its first images are decoded")
+    limit.add_argument("--layout", required=True)
+    limit.add_argument("--batch_size", type=int, default=32)
+    limit.add_argument("--seconds", type=float, default=6.0)
+    limit.add_argument("--mixed_precision", action="store_true")
+    limit.add_argument("--forward_threads", type=int, default=0, help="cam-audit's flag, for the cam_audit layout")
+    limit.add_argument("--micro_batch_size", type=int, default=0, help="cam-audit's flag, for the cam_audit layout")
+    pipeline = kinds.add_parser("pipeline", help="one in-process run of a pipeline; the rest is its command line")
+    pipeline.add_argument("name", choices=PIPELINES)
+    pipeline.add_argument("argv", nargs=argparse.REMAINDER)
+    classic = kinds.add_parser("classic", help="the classic per-image recipe")
+    classic.add_argument("--model", required=True)
+    classic.add_argument("--archive", type=Path, required=True)
+    classic.add_argument("--manifest", type=Path, required=True)
+    classic.add_argument("--images", type=int, required=True)
+    classic.add_argument("--out", type=Path, required=True)
+    return parser.parse_args(argv)
+
+
+def manifest_paths(manifest: Path, count: int) -> list[str]:
+    """The first `count` image paths of a MURA manifest."""
+    return [line.strip() for line in manifest.read_text().splitlines() if line.strip()][:count]
+
+
+def measure_limit(args: argparse.Namespace) -> dict:
+    from bench.forward import LIMIT_IMAGES, limit_loader, time_forward
+    from bench.workload import decode_inputs
+
+    loader = limit_loader(args.model, args.layout, args.batch_size, args.mixed_precision, args.forward_threads,
+                          args.micro_batch_size)
+    model = loader.load_model()  # sets TensorFlow up first: this is the process's first use of it
+    from transforms.cam_model import load_keras_model, model_input_size
+
+    inputs = decode_inputs(args.archive, manifest_paths(args.manifest, LIMIT_IMAGES),
+                           model_input_size(load_keras_model(args.model)[0]))
+    limit = time_forward(model, args.layout, inputs, args.batch_size, args.seconds)
+    return {**dataclasses.asdict(limit), "images_per_second": limit.images_per_second}
+
+
+def measure_pipeline(args: argparse.Namespace) -> dict:
+    from bench.runinference_baseline import run_runinference_audit
+    from pipeline.run import run
+
+    function = run if args.name == "cam_audit" else run_runinference_audit
+    argv = [arg for arg in args.argv if arg != "--"]
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        function(argv)
+    return {"seconds": time.perf_counter() - start}
+
+
+def measure_classic(args: argparse.Namespace) -> dict:
+    from bench.classic_recipe import time_classic_recipe
+
+    paths = manifest_paths(args.manifest, args.images)
+    return {"seconds": time_classic_recipe(args.model, args.archive, paths, args.out), "images": len(paths)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.getLogger().setLevel(logging.ERROR)
+    measure = {"limit": measure_limit, "pipeline": measure_pipeline, "classic": measure_classic}[args.kind]
+    before = os.times()
+    result = measure(args)
+    after = os.times()
+    # CPU seconds of the whole measurement (loading included): what the process cost, besides its wall time.
+    result["process_cpu_seconds"] = (after.user + after.system) - (before.user + before.system)
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

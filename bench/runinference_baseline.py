@@ -95,7 +95,9 @@ class CamFromFeatureMaps(beam.DoFn):
         yield InferredImage(result.example, prediction)
 
 
-def build_runinference_audit(pipeline: beam.Pipeline, plan: AuditPlan, model_path: str) -> beam.PCollection:
+def build_runinference_audit(
+    pipeline: beam.Pipeline, plan: AuditPlan, model_path: str
+) -> dict[str, beam.PCollection]:
     """Same stages as cam-audit's graph, with InferCams replaced by RunInference + a numpy CAM DoFn."""
     from transforms.cam_model import feature_grid, find_cam_head, load_keras_model
 
@@ -113,9 +115,7 @@ def build_runinference_audit(pipeline: beam.Pipeline, plan: AuditPlan, model_pat
         CamFromFeatureMaps(kernel, output_kind, shift, plan.cam_class)
     )
     ok_records = inferred | "ExplainCams" >> ExplainCams(plan.facts, plan.heatmap_dir, plan.heatmap_format)
-    records = (ok_records, error_records) | "AllRecords" >> beam.Flatten()
-    records | "WriteRecords" >> WriteRecords(plan.output_dir, plan.record_shards)
-    return records
+    return (ok_records, error_records) | "WriteRecords" >> WriteRecords(plan.output_dir, plan.record_shards)
 
 
 def run_runinference_audit(argv: list[str]) -> str:

@@ -163,8 +163,8 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
     )
 
 
-def build_audit(pipeline: beam.Pipeline, plan: AuditPlan) -> beam.PCollection:
-    """Compose manifest -> images -> batched CAM inference -> heatmaps/records -> Parquet."""
+def build_audit(pipeline: beam.Pipeline, plan: AuditPlan) -> dict[str, beam.PCollection]:
+    """Compose manifest -> images -> batched CAM inference -> heatmaps/records -> Parquet (the sinks' results)."""
     entries = pipeline | "ReadManifest" >> ReadManifest(
         plan.manifest, plan.csv_columns, plan.labels
     )
@@ -173,6 +173,4 @@ def build_audit(pipeline: beam.Pipeline, plan: AuditPlan) -> beam.PCollection:
         plan.loader, plan.min_batch_size, plan.max_batch_size, plan.cam_class
     )
     ok_records = inferred | "ExplainCams" >> ExplainCams(plan.facts, plan.heatmap_dir, plan.heatmap_format)
-    records = (ok_records, error_records) | "AllRecords" >> beam.Flatten()
-    records | "WriteRecords" >> WriteRecords(plan.output_dir, plan.record_shards)
-    return records
+    return (ok_records, error_records) | "WriteRecords" >> WriteRecords(plan.output_dir, plan.record_shards)

@@ -8,21 +8,38 @@ from transforms.output_paths import join_output
 from transforms.schema import RECORD_SCHEMA
 
 RECORDS_DIR = "records"
+OK_PREFIX = "part"  # records/part-SSSSS-of-NNNNN.parquet: the images that were audited
+ERROR_PREFIX = "errors"  # records/errors-SSSSS-of-NNNNN.parquet: the manifest lines that could not be
 
 
 class WriteRecords(beam.PTransform):
-    """Writes record dicts to `<output>/records/part-SSSSS-of-NNNNN.parquet`."""
+    """Writes (ok records, error records) as Parquet files under `<output>/records/`, one schema for both.
+
+    Two sinks rather than one behind a Flatten: Beam's local FnApiRunner materialises every
+    multi-input Flatten, so every record of a run would pass through the launching process's memory
+    before a second stage wrote it (measured: +90 MB in the launcher and a spike in each worker at
+    8,000 images, growing with the archive). Each sink fuses into the stage that makes its rows.
+    Readers take `records/*.parquet` as one table.
+    """
 
     def __init__(self, output_dir: str, num_shards: int = 0) -> None:
         super().__init__()
-        self._prefix = join_output(output_dir, RECORDS_DIR, "part")
+        self._output_dir = output_dir
         self._num_shards = num_shards
 
-    def expand(self, records: beam.PCollection) -> beam.PCollection:
-        return records | "WriteParquet" >> beam.io.WriteToParquet(
-            self._prefix,
+    def expand(self, records: tuple[beam.PCollection, beam.PCollection]) -> dict[str, beam.PCollection]:
+        ok_records, error_records = records
+        return {
+            OK_PREFIX: ok_records | "WriteOk" >> self._parquet(OK_PREFIX, self._num_shards),
+            # Error rows are few: the runner decides their files, whatever --record_shards asks of the rest.
+            ERROR_PREFIX: error_records | "WriteErrors" >> self._parquet(ERROR_PREFIX, 0),
+        }
+
+    def _parquet(self, prefix: str, num_shards: int) -> beam.PTransform:
+        return beam.io.WriteToParquet(
+            join_output(self._output_dir, RECORDS_DIR, prefix),
             schema=RECORD_SCHEMA,
             file_name_suffix=".parquet",
-            num_shards=self._num_shards,
+            num_shards=num_shards,
             codec="snappy",
         )

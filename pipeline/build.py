@@ -9,7 +9,7 @@ import uuid
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import DebugOptions, DirectOptions, PipelineOptions, StandardOptions
 
 from pipeline.options import CamAuditOptions
 from pipeline.summary import record_files
@@ -80,8 +80,17 @@ def local_worker_processes(options: PipelineOptions) -> int:
     return direct.direct_num_workers or os.cpu_count() or 1
 
 
+def dataflow_process_per_vcpu(options: PipelineOptions) -> bool:
+    """Whether Dataflow will start one Python SDK process per worker vCPU (its default)."""
+    runner = options.view_as(StandardOptions).runner or ""
+    experiments = options.view_as(DebugOptions).experiments or []
+    return runner.endswith("DataflowRunner") and "no_use_multiple_sdk_containers" not in experiments
+
+
 def cores_per_process(options: PipelineOptions) -> int:
-    """Each local worker process's share of this machine's cores; 0 (all of its own) otherwise."""
+    """Each worker process's share of its machine's cores when several share it; 0 (all of them) otherwise."""
+    if dataflow_process_per_vcpu(options):
+        return 1
     processes = local_worker_processes(options)
     return 0 if processes == 1 else max(1, usable_cores() // processes)
 

@@ -100,8 +100,9 @@ class CamAuditOptions(PipelineOptions):
             default=0,
             help="Threads running forward passes in each worker process. 0 (default): one per CPU core "
             "the process may use, or 1 when TensorFlow sees a GPU. With more than one, each runs "
-            "TensorFlow ops on one core and they share every batch's micro-batches. Lower it when "
-            "several SDK worker processes share one machine (--direct_num_workers does it for you).",
+            "TensorFlow ops on one core and they share every batch's micro-batches. When several SDK "
+            "processes share a machine (--direct_running_mode multi_processing, Dataflow's process per "
+            "vCPU) each is given its share of the cores.",
         )
         group.add_argument(
             "--micro_batch_size",
@@ -164,5 +165,6 @@ class CamAuditOptions(PipelineOptions):
             "--record_shards",
             type=int,
             default=0,
-            help="Number of Parquet files. Default 0: the runner decides.",
+            help="Number of Parquet files for the ok rows (records/part-*). Default 0: the runner decides; "
+            "error rows (records/errors-*) always go where the runner decides.",
         )

@@ -172,10 +172,12 @@ def test_local_worker_processes_share_the_cores(monkeypatch) -> None:  # noqa: A
     monkeypatch.setattr(build, "usable_cores", lambda: 8)
     shared = PipelineOptions(["--direct_running_mode", "multi_processing", "--direct_num_workers", "2"])
     assert build.local_worker_processes(shared) == 2 and build.cores_per_process(shared) == 4
-    # In-process and remote runners: each worker process settles on its own cores (0).
-    for argv in ([], ["--direct_num_workers", "2"], ["--runner", "DataflowRunner", "--direct_running_mode",
-                                                     "multi_processing", "--direct_num_workers", "2"]):
+    # In-process runners, and one SDK process per VM: each worker process settles on its own cores (0).
+    for argv in ([], ["--direct_num_workers", "2"], ["--runner", "DataflowRunner", "--experiments",
+                                                     "no_use_multiple_sdk_containers"]):
         assert build.cores_per_process(PipelineOptions(argv)) == 0, argv
+    # Dataflow's default: one SDK process per vCPU, so one core each.
+    assert build.cores_per_process(PipelineOptions(["--runner", "DataflowRunner"])) == 1
 
 
 def test_sigmoid_model_runs_end_to_end(tiny_archive: TinyArchive, tmp_path: Path) -> None:

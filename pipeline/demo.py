@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline import train as train_module
 from pipeline.localize import localise_run
 from pipeline.run import run
 from pipeline.synth import generate_archive
@@ -73,7 +74,9 @@ def ensure_model(paths: DemoPaths) -> None:
     ]  # fmt: skip
     for key, value in DEMO_TRAINING.items():
         args += [f"--{key}", str(value)]
-    train_module.main(args)
+    # A process of its own: training starts TensorFlow with its default threading, and the audit
+    # below sets its own (one op thread per forward thread), which only takes in a fresh runtime.
+    subprocess.run([sys.executable, "-m", "pipeline.train", *args], check=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

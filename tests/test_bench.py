@@ -108,3 +108,21 @@ def test_measurements_keep_the_best_run_with_its_noise() -> None:
     results.record("run", 7.5, 0.6)
     assert results.best("run") == (7.5, 0.6)
     assert noisy(0.6) == " (noisy)" and noisy(0.05) == ""
+
+
+@pytest.mark.parametrize(("layout", "threads", "micro_batch_size"), [("tensorflow_default", 1, 4), ("cam_audit", 2, 2)])
+def test_limit_runs_whole_passes_through_the_pipelines_forward_function(
+    tiny_model_path: Path, layout: str, threads: int, micro_batch_size: int
+) -> None:
+    from bench.forward import limit_loader, time_forward
+    from tests.conftest import TINY_INPUT
+
+    model = limit_loader(str(tiny_model_path), layout, batch_size=4, forward_threads=2, micro_batch_size=2).load_model()
+    inputs = np.random.default_rng(0).uniform(0, 255, (10, TINY_INPUT, TINY_INPUT, 3)).astype(np.float32)
+    limit = time_forward(model, layout, inputs, batch_size=4, min_seconds=1e-9)
+    # One whole pass over the 10 images (batches of 4, 4, 2), in the layout asked for.
+    assert (limit.layout, limit.images) == (layout, 10)
+    assert (limit.threads, limit.micro_batch_size) == (threads, micro_batch_size)
+    assert limit.images_per_second > 0
+    with pytest.raises(ValueError, match="layout"):
+        limit_loader(str(tiny_model_path), "fastest", batch_size=4)

@@ -41,9 +41,6 @@ class PendingForward:
 
     parts: list[concurrent.futures.Future]  # each -> (probabilities, cams, start, end) of one micro-batch
 
-    def done(self) -> bool:
-        return all(part.done() for part in self.parts)
-
     def result(self, timeout: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
         """(probabilities, CAMs, seconds from the first micro-batch's start to the last one's end)."""
         outputs = [part.result(timeout) for part in self.parts]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import apache_beam as beam
@@ -269,3 +270,13 @@ def test_forward_layout_settles_automatic_values() -> None:
         forward_layout(-1, 0, 32, False, 2, 2)
     with pytest.raises(ValueError, match="cores"):
         forward_layout(0, 0, 32, False, 3, 2)
+
+
+def test_cgroup_cpu_limit_reads_quota_over_period() -> None:
+    from transforms.devices import cgroup_cpu_limit, usable_cores
+
+    assert cgroup_cpu_limit("max 100000\n") is None
+    assert cgroup_cpu_limit("200000 100000\n") == 2
+    assert cgroup_cpu_limit("150000 100000") == 1  # 1.5 cores: one thread per whole core
+    assert cgroup_cpu_limit("50000 100000") == 1
+    assert 1 <= usable_cores() <= (os.cpu_count() or 1)

@@ -29,12 +29,33 @@ class ForwardLayout:
     intra_op_threads: int
 
 
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
+
+
+def cgroup_cpu_limit(cpu_max: str) -> int | None:
+    """Whole cores a cgroup v2 `cpu.max` line ("QUOTA PERIOD", or "max PERIOD") allows; None if unlimited."""
+    fields = cpu_max.split()
+    if len(fields) != 2 or fields[0] == "max":
+        return None
+    return max(1, int(int(fields[0]) / int(fields[1])))
+
+
 def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, which containers and taskset narrow)."""
+    """CPU cores this process may use: its affinity mask (taskset, cpusets), capped by a cgroup CPU quota.
+
+    Containers limited with a quota (`docker --cpus`, Kubernetes CPU limits) still see every core of
+    the host in their affinity mask; a thread per visible core would oversubscribe the quota.
+    """
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    try:
+        with open(CGROUP_CPU_MAX) as handle:
+            limit = cgroup_cpu_limit(handle.read())
+    except (OSError, ValueError):
+        limit = None
+    return max(1, min(cores, limit) if limit else cores)
 
 
 def forward_layout(

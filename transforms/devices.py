@@ -40,28 +40,34 @@ def cgroup_cpu_limit(cpu_max: str) -> int | None:
     return max(1, int(int(fields[0]) / int(fields[1])))
 
 
+def affinity_cores() -> int:
+    """CPU cores in this process's affinity mask (taskset, cpusets): what TensorFlow's default threading uses."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def usable_cores() -> int:
-    """CPU cores this process may use: its affinity mask (taskset, cpusets), capped by a cgroup CPU quota.
+    """CPU cores this process may use: its affinity mask, capped by a cgroup v2 CPU quota.
 
     Containers limited with a quota (`docker --cpus`, Kubernetes CPU limits) still see every core of
     the host in their affinity mask; a thread per visible core would oversubscribe the quota.
     """
     try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    try:
         with open(CGROUP_CPU_MAX) as handle:
             limit = cgroup_cpu_limit(handle.read())
     except (OSError, ValueError):
         limit = None
-    return max(1, min(cores, limit) if limit else cores)
+    cores = affinity_cores()
+    return min(cores, limit) if limit else cores
 
 
 def forward_layout(
     threads: int, micro_batch_size: int, batch_size: int, has_gpu: bool, cores: int, machine_cores: int
 ) -> ForwardLayout:
-    """Settle the options' 0 (= automatic) values for a process that may use `cores` of `machine_cores`.
+    """Settle the options' 0 (= automatic) values for a process that may use `cores` of the `machine_cores`
+    TensorFlow would spread each op over by default.
 
     On a GPU: one thread and whole batches (the card wants large calls). On CPUs: one thread per core,
     micro-batches of CPU_MICRO_BATCH_SIZE images, and the cores shared out among the threads.

@@ -15,7 +15,14 @@ import numpy as np
 from apache_beam.utils import shared
 from apache_beam.utils.windowed_value import WindowedValue
 
-from transforms.devices import ForwardLayout, configure_tensorflow, forward_layout, gpu_names, usable_cores
+from transforms.devices import (
+    ForwardLayout,
+    affinity_cores,
+    configure_tensorflow,
+    forward_layout,
+    gpu_names,
+    usable_cores,
+)
 from transforms.images import METRICS_NAMESPACE, LoadedImage
 from transforms.schema import Prediction
 
@@ -118,10 +125,10 @@ class CamModelLoader:
 
     def configure_process(self) -> ForwardLayout:
         """Settle this process's forward layout and set TensorFlow up for it (before its runtime starts)."""
-        machine_cores = usable_cores()
-        cores = min(self.cores, machine_cores) if self.cores else machine_cores
+        usable = usable_cores()
+        cores = min(self.cores, usable) if self.cores else usable
         layout = forward_layout(
-            self.forward_threads, self.micro_batch_size, self.batch_size, bool(gpu_names()), cores, machine_cores
+            self.forward_threads, self.micro_batch_size, self.batch_size, bool(gpu_names()), cores, affinity_cores()
         )
         configure_tensorflow(layout.intra_op_threads)
         return layout

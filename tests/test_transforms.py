@@ -280,3 +280,16 @@ def test_cgroup_cpu_limit_reads_quota_over_period() -> None:
     assert cgroup_cpu_limit("150000 100000") == 1  # 1.5 cores: one thread per whole core
     assert cgroup_cpu_limit("50000 100000") == 1
     assert 1 <= usable_cores() <= (os.cpu_count() or 1)
+
+
+def test_threading_set_too_late_is_a_warning_not_a_failure(caplog) -> None:  # noqa: ANN001
+    import tensorflow as tf
+
+    from transforms.devices import configure_tensorflow
+
+    tf.constant(1.0) + 1.0  # the runtime is running from here on
+    in_force = tf.config.threading.get_intra_op_parallelism_threads()
+    with caplog.at_level("WARNING", logger="transforms.devices"):
+        configure_tensorflow(intra_op_threads=in_force + 3)
+    assert "TensorFlow started before cam-audit could set" in caplog.text
+    assert tf.config.threading.get_intra_op_parallelism_threads() == in_force

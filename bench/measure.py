@@ -61,10 +61,7 @@ def measure_limit(args: argparse.Namespace) -> dict:
     loader = limit_loader(args.model, args.layout, args.batch_size, args.mixed_precision, args.forward_threads,
                           args.micro_batch_size)
     model = loader.load_model()  # sets TensorFlow up first: this is the process's first use of it
-    from transforms.cam_model import load_keras_model, model_input_size
-
-    inputs = decode_inputs(args.archive, manifest_paths(args.manifest, LIMIT_IMAGES),
-                           model_input_size(load_keras_model(args.model)[0]))
+    inputs = decode_inputs(args.archive, manifest_paths(args.manifest, LIMIT_IMAGES), model.input_size)
     limit = time_forward(model, args.layout, inputs, args.batch_size, args.seconds)
     return {**dataclasses.asdict(limit), "images_per_second": limit.images_per_second}
 

@@ -1,7 +1,7 @@
 """cProfile of one in-process cam-audit run: where the launching thread's time goes, stage by stage.
 
 cProfile sees the thread that runs Beam's bundles (FnApiRunner in-memory runs them in the launching
-thread); the forward pass runs on cam-audit's forward thread, so here it appears as waiting for it
+thread); the forward passes run on cam-audit's forward threads, so here they appear as waiting for them
 (`lock.acquire`). `python -m bench.profile_run --manifest M --model X [cam-audit flags...]`.
 """
 

@@ -70,11 +70,16 @@ def clear_previous_records(output_dir: str, overwrite: bool) -> None:
         FileSystems.delete(previous)
 
 
+def runner_kind(options: PipelineOptions) -> str:
+    """The --runner as Beam reads it, reduced to a lower-case kind: 'direct' (also when unset), 'dataflow', ..."""
+    name = (options.view_as(StandardOptions).runner or "direct").split(".")[-1].lower()
+    return name.removesuffix("runner") or "direct"
+
+
 def local_worker_processes(options: PipelineOptions) -> int:
     """SDK worker processes a local run starts on this machine: >1 only for multi_processing."""
-    runner = options.view_as(StandardOptions).runner
     direct = options.view_as(DirectOptions)
-    if runner not in (None, "DirectRunner") or direct.direct_running_mode != "multi_processing":
+    if runner_kind(options) not in ("direct", "fnapi") or direct.direct_running_mode != "multi_processing":
         return 1
     # Beam's FnApiRunner reads 0 as one worker per core.
     return direct.direct_num_workers or os.cpu_count() or 1
@@ -82,9 +87,8 @@ def local_worker_processes(options: PipelineOptions) -> int:
 
 def dataflow_process_per_vcpu(options: PipelineOptions) -> bool:
     """Whether Dataflow will start one Python SDK process per worker vCPU (its default)."""
-    runner = options.view_as(StandardOptions).runner or ""
     experiments = options.view_as(DebugOptions).experiments or []
-    return runner.endswith("DataflowRunner") and "no_use_multiple_sdk_containers" not in experiments
+    return runner_kind(options) == "dataflow" and "no_use_multiple_sdk_containers" not in experiments
 
 
 def cores_per_process(options: PipelineOptions) -> int:

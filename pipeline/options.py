@@ -99,8 +99,9 @@ class CamAuditOptions(PipelineOptions):
             type=int,
             default=0,
             help="Threads running forward passes in each worker process. 0 (default): one per CPU core "
-            "the process may use, or 1 when TensorFlow sees a GPU. With more than one, each runs "
-            "TensorFlow ops on one core and they share every batch's micro-batches. When several SDK "
+            "the process may use, or 1 when TensorFlow sees a GPU. The threads share every batch's "
+            "micro-batches, and the cores: each TensorFlow op runs on cores / threads of them "
+            "(1 by default). When several SDK "
             "processes share a machine (--direct_running_mode multi_processing, Dataflow's process per "
             "vCPU) each is given its share of the cores.",
         )

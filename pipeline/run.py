@@ -62,7 +62,8 @@ def run(argv: list[str] | None = None) -> AuditSummary:
     options = PipelineOptions(argv)
     audit_options = options.view_as(CamAuditOptions)
     # In-process runners run the forward passes in this process, and TensorFlow takes its threading
-    # settings only before its runtime starts, which plan_audit's check of the model does.
+    # settings only before its runtime starts, which plan_audit's check of the model does. (With
+    # other runners this only sets up the launcher's own model check: harmless.)
     model_loader(audit_options).configure_process()
     plan = plan_audit(audit_options)
     runner = None if options.view_as(StandardOptions).runner else local_runner(options)

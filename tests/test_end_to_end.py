@@ -43,6 +43,16 @@ def test_one_row_per_nonblank_manifest_line(audited, tiny_archive: TinyArchive) 
     assert sorted(r["image_path"] for r in rows) == sorted([*tiny_archive.good, *tiny_archive.bad])
 
 
+def test_ok_and_error_rows_go_to_their_own_files(audited, tiny_archive: TinyArchive) -> None:  # noqa: ANN001
+    output, _, _ = audited
+    statuses = {}
+    for path in sorted((output / "records").glob("*.parquet")):
+        statuses[path.name] = set(pq.read_table(path, columns=["status"]).column("status").to_pylist())
+    assert statuses and all(name.startswith(("part-", "errors-")) for name in statuses)
+    assert {s for name, found in statuses.items() if name.startswith("part-") for s in found} == {"ok"}
+    assert {s for name, found in statuses.items() if name.startswith("errors-") for s in found} == {"error"}
+
+
 def test_error_rows_say_what_was_wrong(audited, tiny_archive: TinyArchive) -> None:  # noqa: ANN001
     _, summary, rows = audited
     errors = {r["image_path"]: r for r in rows if r["status"] == "error"}
@@ -176,8 +186,12 @@ def test_local_worker_processes_share_the_cores(monkeypatch) -> None:  # noqa: A
     for argv in ([], ["--direct_num_workers", "2"], ["--runner", "DataflowRunner", "--experiments",
                                                      "no_use_multiple_sdk_containers"]):
         assert build.cores_per_process(PipelineOptions(argv)) == 0, argv
-    # Dataflow's default: one SDK process per vCPU, so one core each.
-    assert build.cores_per_process(PipelineOptions(["--runner", "DataflowRunner"])) == 1
+    # Dataflow's default: one SDK process per vCPU, so one core each, however the runner is spelled.
+    for runner in ("DataflowRunner", "dataflow", "apache_beam.runners.dataflow.dataflow_runner.DataflowRunner"):
+        assert build.cores_per_process(PipelineOptions(["--runner", runner])) == 1, runner
+    spelled = PipelineOptions(["--runner", "direct", "--direct_running_mode", "multi_processing",
+                               "--direct_num_workers", "4"])
+    assert build.cores_per_process(spelled) == 2
 
 
 def test_sigmoid_model_runs_end_to_end(tiny_archive: TinyArchive, tmp_path: Path) -> None:

@@ -157,9 +157,11 @@ def test_explain_cams_writes_heatmaps_and_records(tmp_path: Path) -> None:
     assert (heatmaps / "img0.png.png").stat().st_size > 0 and (heatmaps / "img1.png.png").stat().st_size > 0
 
 
-@pytest.mark.parametrize(("batch_size", "micro_batch_size", "warmed_up"), [(5, 0, 5), (32, 0, 8), (32, 3, 3)])
+@pytest.mark.parametrize(
+    ("batch_size", "micro_batch_size", "warmed_up"), [(5, 0, [5]), (32, 0, [8]), (32, 3, [3, 2]), (20, 8, [8, 4])]
+)
 def test_model_loader_warms_up_at_the_size_of_its_calls(
-    tiny_model_path: Path, monkeypatch, batch_size: int, micro_batch_size: int, warmed_up: int
+    tiny_model_path: Path, monkeypatch, batch_size: int, micro_batch_size: int, warmed_up: list[int]
 ) -> None:
     import transforms.cam_model as cam_model
     import transforms.inference as inference
@@ -179,10 +181,10 @@ def test_model_loader_warms_up_at_the_size_of_its_calls(
     monkeypatch.setattr(cam_model, "predict_fn", recording_predict_fn)
     monkeypatch.setattr(inference, "gpu_names", lambda: [])  # the CPU defaults, whatever the machine
     loaded = CamModelLoader(str(tiny_model_path), batch_size=batch_size, micro_batch_size=micro_batch_size).load_model()
-    # One warm-up pass at the size of the calls the stage makes (micro-batches of 8 on CPUs at most),
-    # so the first real batch pays no set-up.
-    assert batch_sizes == [warmed_up]
-    assert loaded.layout.micro_batch_size == warmed_up
+    # One warm-up pass at each size of call a full batch is cut into (micro-batches of 8 on CPUs at
+    # most, and the remainder), so the first real batch pays no set-up.
+    assert batch_sizes == warmed_up
+    assert loaded.layout.micro_batch_size == warmed_up[0]
 
 
 def test_inference_dofn_emits_batches_in_order_however_the_threads_finish(tiny_model_path: Path) -> None:

@@ -94,7 +94,7 @@ def gpu_names() -> list[str]:
 
 
 def configure_tensorflow(intra_op_threads: int = 0) -> list[str]:
-    """Enable GPU memory growth, so that no worker grabs a whole card; set the intra-op threads unless 0.
+    """Enable GPU memory growth, so that no worker grabs a whole card; set the intra-op threads (0: default).
 
     Both settings only take before TensorFlow's runtime starts in this process (cam-audit's launcher
     calls this first thing; workers call it before loading the model). If the runtime started
@@ -115,7 +115,8 @@ def configure_tensorflow(intra_op_threads: int = 0) -> list[str]:
             # Raised once the runtime is initialised (a second model in the same process): the
             # setting from the first call stands.
             _LOGGER.debug("memory growth already fixed for %s", gpu.name)
-    if intra_op_threads:
+    # 0 is set too when something else is in force (an earlier run in this process), and checked.
+    if tf.config.threading.get_intra_op_parallelism_threads() != intra_op_threads:
         try:
             tf.config.threading.set_intra_op_parallelism_threads(intra_op_threads)
         except RuntimeError:

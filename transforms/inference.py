@@ -7,7 +7,7 @@ import concurrent.futures
 import dataclasses
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -42,6 +42,11 @@ def micro_batch_slices(batch_size: int, micro_batch_size: int) -> list[slice]:
     return [slice(start, min(start + micro_batch_size, batch_size)) for start in range(0, batch_size, micro_batch_size)]
 
 
+def warmup_sizes(batch_size: int, micro_batch_size: int) -> list[int]:
+    """The call sizes a full batch is cut into, each once: the shapes worth setting up at load."""
+    return sorted({part.stop - part.start for part in micro_batch_slices(batch_size, micro_batch_size)}, reverse=True)
+
+
 @dataclasses.dataclass(frozen=True)
 class PendingForward:
     """One batch's forward pass, queued as micro-batches on the model's forward threads."""
@@ -69,23 +74,29 @@ class LoadedCamModel:
         num_classes: int,
         cam_shift: tuple[float, float],
         layout: ForwardLayout,
+        input_size: tuple[int, int],
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.predict = predict
         self.num_classes = num_classes
         self.cam_shift = cam_shift
+        self.input_size = input_size  # (height, width) the model takes
         self.layout = layout
         self._clock = clock
         self._threads = concurrent.futures.ThreadPoolExecutor(layout.threads, thread_name_prefix="cam_forward")
 
-    def submit(self, inputs: np.ndarray) -> PendingForward:
-        """Queue a batch's forward pass in micro-batches; the threads take them in order."""
+    def submit(self, inputs: Sequence[np.ndarray]) -> PendingForward:
+        """Queue a batch's forward pass in micro-batches; the threads take them in order.
+
+        `inputs` is a batch array or a list of per-image arrays: a list is stacked per micro-batch on
+        the forward threads, which keeps that copy off the thread that runs Beam's bundle.
+        """
         slices = micro_batch_slices(len(inputs), self.layout.micro_batch_size)
         return PendingForward([self._threads.submit(self._timed_predict, inputs[part]) for part in slices])
 
-    def _timed_predict(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+    def _timed_predict(self, inputs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, float, float]:
         start = self._clock()
-        probabilities, cams = self.predict(inputs)
+        probabilities, cams = self.predict(inputs if isinstance(inputs, np.ndarray) else np.stack(inputs))
         return probabilities, cams, start, self._clock()
 
 
@@ -106,7 +117,7 @@ class CamModelLoader:
         mixed_precision: bool = False,
         align_cams: bool = True,
         batch_size: int = 1,
-        forward_threads: int = 1,
+        forward_threads: int = 0,
         micro_batch_size: int = 0,
         cores: int = 0,
     ) -> None:
@@ -155,8 +166,9 @@ class CamModelLoader:
         # per-shape kernel set-up (~0.25 s for a first batch of 32 MobileNetV2 images on 2 cores)
         # are one-off costs of loading (model_load_ms), not of the first batch of images.
         height, width = model_input_size(model)
-        predict(np.zeros((layout.micro_batch_size, height, width, 3), dtype=np.float32))
-        return LoadedCamModel(predict, head.num_classes, shift, layout)
+        for size in warmup_sizes(self.batch_size, layout.micro_batch_size):
+            predict(np.zeros((size, height, width, 3), dtype=np.float32))
+        return LoadedCamModel(predict, head.num_classes, shift, layout, (height, width))
 
 
 def explained_class(probabilities: np.ndarray, cam_class: int | None) -> int:
@@ -233,7 +245,7 @@ class _CamInferenceDoFn(beam.DoFn):
         pane_info: Any = beam.DoFn.PaneInfoParam,
     ) -> Iterator[WindowedValue]:
         assert self._model is not None
-        inputs = np.stack([image.model_input for image in batch])
+        inputs = [image.model_input for image in batch]
         self._in_flight.append(_BatchInFlight(batch, self._model.submit(inputs), timestamp, window, pane_info))
         # One batch queued behind the one being handed on keeps the forward threads busy meanwhile.
         while len(self._in_flight) > 1:

@@ -14,7 +14,15 @@ from pathlib import Path
 
 from bench.report import MIB
 from bench.rss import watch_command
-from bench.workload import ARCHIVE_NAME, MODEL_FILE, archive_complete, audit_argv, concatenate_files, ensure_model
+from bench.workload import (
+    ARCHIVE_NAME,
+    MODEL_FILE,
+    archive_complete,
+    audit_argv,
+    concatenate_files,
+    ensure_model,
+    manifest_image_paths,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FULL_SPLITS = ("train", "valid")  # concatenated in this order
@@ -90,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  mura / "all_image_paths.csv")
     labels = concatenate_files([mura / f"{split}_labeled_studies.csv" for split in FULL_SPLITS],
                                mura / "all_labeled_studies.csv")
-    manifest_paths = [line.strip() for line in manifest.read_text().splitlines() if line.strip()]
+    manifest_paths = manifest_image_paths(manifest)
     model = ensure_model(args.out / MODEL_FILE)
     output = args.out / f"{args.archive.name}_audit"
     extra = ["--labels", str(labels), "--direct_num_workers", str(args.workers),

@@ -49,19 +49,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def manifest_paths(manifest: Path, count: int) -> list[str]:
-    """The first `count` image paths of a MURA manifest."""
-    return [line.strip() for line in manifest.read_text().splitlines() if line.strip()][:count]
-
-
 def measure_limit(args: argparse.Namespace) -> dict:
     from bench.forward import LIMIT_IMAGES, limit_loader, time_forward
-    from bench.workload import decode_inputs
+    from bench.workload import decode_inputs, manifest_image_paths
 
     loader = limit_loader(args.model, args.layout, args.batch_size, args.mixed_precision, args.forward_threads,
                           args.micro_batch_size)
     model = loader.load_model()  # sets TensorFlow up first: this is the process's first use of it
-    inputs = decode_inputs(args.archive, manifest_paths(args.manifest, LIMIT_IMAGES), model.input_size)
+    inputs = decode_inputs(args.archive, manifest_image_paths(args.manifest)[:LIMIT_IMAGES], model.input_size)
     limit = time_forward(model, args.layout, inputs, args.batch_size, args.seconds)
     return {**dataclasses.asdict(limit), "images_per_second": limit.images_per_second}
 
@@ -80,8 +75,9 @@ def measure_pipeline(args: argparse.Namespace) -> dict:
 
 def measure_classic(args: argparse.Namespace) -> dict:
     from bench.classic_recipe import time_classic_recipe
+    from bench.workload import manifest_image_paths
 
-    paths = manifest_paths(args.manifest, args.images)
+    paths = manifest_image_paths(args.manifest)[: args.images]
     return {"seconds": time_classic_recipe(args.model, args.archive, paths, args.out), "images": len(paths)}
 
 

@@ -36,13 +36,14 @@ def audit_argv(manifest: Path, model: Path, output: Path, batch_size: int, extra
             "--batch_size", str(batch_size), *extra]
 
 
+def manifest_image_paths(manifest: Path) -> list[str]:
+    """The image paths of a MURA manifest (one per non-blank line), as it writes them."""
+    return [line.strip() for line in manifest.read_text().splitlines() if line.strip()]
+
+
 def archive_image_paths(mura: Path) -> list[str]:
     """Every image path of an archive's manifests, valid split first, as the manifests write them."""
-    paths: list[str] = []
-    for split in SPLITS:
-        lines = (mura / f"{split}_image_paths.csv").read_text().splitlines()
-        paths += [line.strip() for line in lines if line.strip()]
-    return paths
+    return [path for split in SPLITS for path in manifest_image_paths(mura / f"{split}_image_paths.csv")]
 
 
 def write_manifest(mura: Path, name: str, paths: Sequence[str]) -> Path:

@@ -53,9 +53,9 @@ class PendingForward:
 
     parts: list[concurrent.futures.Future]  # each -> (probabilities, cams, start, end) of one micro-batch
 
-    def result(self, timeout: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    def result(self) -> tuple[np.ndarray, np.ndarray, float]:
         """(probabilities, CAMs, seconds from the first micro-batch's start to the last one's end)."""
-        outputs = [part.result(timeout) for part in self.parts]
+        outputs = [part.result() for part in self.parts]
         probabilities = np.concatenate([output[0] for output in outputs])
         cams = np.concatenate([output[1] for output in outputs])
         return probabilities, cams, max(output[3] for output in outputs) - min(output[2] for output in outputs)
@@ -75,14 +75,12 @@ class LoadedCamModel:
         cam_shift: tuple[float, float],
         layout: ForwardLayout,
         input_size: tuple[int, int],
-        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.predict = predict
         self.num_classes = num_classes
         self.cam_shift = cam_shift
         self.input_size = input_size  # (height, width) the model takes
         self.layout = layout
-        self._clock = clock
         self._threads = concurrent.futures.ThreadPoolExecutor(layout.threads, thread_name_prefix="cam_forward")
 
     def submit(self, inputs: Sequence[np.ndarray]) -> PendingForward:
@@ -95,9 +93,9 @@ class LoadedCamModel:
         return PendingForward([self._threads.submit(self._timed_predict, inputs[part]) for part in slices])
 
     def _timed_predict(self, inputs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, float, float]:
-        start = self._clock()
+        start = time.perf_counter()
         probabilities, cams = self.predict(inputs if isinstance(inputs, np.ndarray) else np.stack(inputs))
-        return probabilities, cams, start, self._clock()
+        return probabilities, cams, start, time.perf_counter()
 
 
 class CamModelLoader:
@@ -300,9 +298,7 @@ class InferCams(beam.PTransform):
         return (
             images
             | "Batch" >> beam.BatchElements(min_batch_size=self._min_batch_size, max_batch_size=self._max_batch_size)
-            | "Infer" >> beam.ParDo(
-                _CamInferenceDoFn(self._loader, self._cam_class, self._clock)
-            )
+            | "Infer" >> beam.ParDo(_CamInferenceDoFn(self._loader, self._cam_class, self._clock))
         )
 
 

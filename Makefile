@@ -19,10 +19,10 @@ $(STAMP): setup.py
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m pipeline.demo --workdir $(DEMO_DIR)
+	$(PY) -m reference.demo --workdir $(DEMO_DIR)
 
 lint: $(STAMP)
-	$(PY) -m ruff check pipeline transforms tests bench
+	$(PY) -m ruff check pipeline transforms reference tests bench
 
 test: $(STAMP) lint
 	$(PY) -m pytest -q

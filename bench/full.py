@@ -68,7 +68,7 @@ def ensure_full_archive(archive: Path, patients: int | None) -> Path:
     size = ["--full"] if patients is None else ["--patients", str(patients)]
     print(f"[bench-full] generating {archive} ({' '.join(size)}; the full archive takes minutes and ~3.6 GB)",
           flush=True)
-    subprocess.run([sys.executable, "-m", "pipeline.synth", "--out", str(archive), *size], check=True, cwd=REPO_ROOT)
+    subprocess.run([sys.executable, "-m", "reference.synth", "--out", str(archive), *size], check=True, cwd=REPO_ROOT)
     return mura
 
 

@@ -19,14 +19,11 @@ import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline.build import AuditPlan, plan_audit
+from pipeline.build import build_audit, plan_audit, prepare_output
 from pipeline.options import CamAuditOptions, route_labels_flag
 from pipeline.run import local_runner
-from transforms.explain import ExplainCams
-from transforms.images import LoadedImage, LoadImages
-from transforms.inference import InferredImage, explained_class
-from transforms.manifest import ReadManifest
-from transforms.records import WriteRecords
+from transforms.images import LoadedImage
+from transforms.inference import InferredImage
 from transforms.schema import Prediction
 
 
@@ -40,7 +37,8 @@ class FeatureMapsModelHandler(ModelHandler[LoadedImage, PredictionResult, Any]):
     def load_model(self) -> Any:
         import keras
 
-        from transforms.cam_model import find_cam_head, load_keras_model
+        from transforms.cam_head import find_cam_head
+        from transforms.model_files import load_keras_model
 
         model, _ = load_keras_model(self._model_path)
         return keras.Model(model.inputs, [find_cam_head(model).features, model.outputs[0]])
@@ -89,33 +87,35 @@ class CamFromFeatureMaps(beam.DoFn):
     def process(self, result: PredictionResult) -> Iterator[InferredImage]:
         features, scores = result.inference
         probabilities = to_probabilities(scores, self._output_kind)
-        chosen = explained_class(probabilities, self._cam_class)
+        chosen = int(np.argmax(probabilities)) if self._cam_class is None else self._cam_class
         cam = np.einsum("hwc,c->hw", features, self._kernel[:, chosen])
         prediction = Prediction(tuple(float(p) for p in probabilities), chosen, cam.astype(np.float32), self._cam_shift)
         yield InferredImage(result.example, prediction)
 
 
-def build_runinference_audit(
-    pipeline: beam.Pipeline, plan: AuditPlan, model_path: str
-) -> dict[str, beam.PCollection]:
-    """Same stages as cam-audit's graph, with InferCams replaced by RunInference + a numpy CAM DoFn."""
-    from transforms.cam_model import feature_grid, find_cam_head, load_keras_model
+class RunInferenceCams(beam.PTransform):
+    """The alternative inference stage: RunInference for (feature maps, scores), then a numpy CAM per image."""
 
-    model, _ = load_keras_model(model_path)
-    head = find_cam_head(model)
-    kernel, output_kind = cam_kernel_and_probabilities(head)
-    shift = feature_grid(model, head).shift_cells()
-    del model
-    entries = pipeline | "ReadManifest" >> ReadManifest(
-        plan.manifest, plan.csv_columns, plan.labels
-    )
-    images, error_records = entries | "LoadImages" >> LoadImages(plan.data_root, plan.input_size, plan.facts)
-    results = images | "RunInference" >> RunInference(FeatureMapsModelHandler(model_path, plan.max_batch_size))
-    inferred = results | "CamFromFeatureMaps" >> beam.ParDo(
-        CamFromFeatureMaps(kernel, output_kind, shift, plan.cam_class)
-    )
-    ok_records = inferred | "ExplainCams" >> ExplainCams(plan.facts, plan.heatmap_dir, plan.heatmap_format)
-    return (ok_records, error_records) | "WriteRecords" >> WriteRecords(plan.output_dir, plan.record_shards)
+    def __init__(self, model_path: str, batch_size: int, cam_class: int | None) -> None:
+        super().__init__()
+        from transforms.cam_head import find_cam_head
+        from transforms.model_files import load_keras_model
+        from transforms.receptive_field import feature_grid
+
+        model, _ = load_keras_model(model_path)
+        head = find_cam_head(model)
+        self._kernel, self._output_kind = cam_kernel_and_probabilities(head)
+        self._shift = feature_grid(model, head.features).shift_cells()
+        self._handler = FeatureMapsModelHandler(model_path, batch_size)
+        self._cam_class = cam_class
+
+    def expand(self, images: beam.PCollection) -> beam.PCollection:
+        return (
+            images
+            | "RunInference" >> RunInference(self._handler)
+            | "CamFromFeatureMaps"
+            >> beam.ParDo(CamFromFeatureMaps(self._kernel, self._output_kind, self._shift, self._cam_class))
+        )
 
 
 def run_runinference_audit(argv: list[str]) -> str:
@@ -123,7 +123,9 @@ def run_runinference_audit(argv: list[str]) -> str:
     options = PipelineOptions(route_labels_flag(list(argv)))
     audit_options = options.view_as(CamAuditOptions)
     plan = plan_audit(audit_options)
+    prepare_output(plan)
     pipeline = beam.Pipeline(runner=local_runner(options), options=options)
-    build_runinference_audit(pipeline, plan, audit_options.model)
+    inference = RunInferenceCams(audit_options.model, plan.max_batch_size, audit_options.cam_class)
+    build_audit(pipeline, plan, inference)
     pipeline.run().wait_until_finish()
     return plan.output_dir

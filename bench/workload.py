@@ -16,7 +16,7 @@ MODEL_FILE = "cam_mobilenetv2_a100_224.keras"  # the reference model, under the 
 
 def ensure_archive(out_dir: Path, patients: int, seed: int = 0) -> Path:
     """Generate a synthetic archive of `patients` patients unless it exists; returns its MURA-v1.1/ folder."""
-    from pipeline.synth import generate_archive
+    from reference.synth import generate_archive
 
     mura = out_dir / ARCHIVE_NAME
     if not archive_complete(mura):
@@ -65,7 +65,7 @@ def concatenate_files(sources: Sequence[Path], target: Path) -> Path:
 def ensure_model(path: Path, image_size: int = IMAGE_SIZE, alpha: float = ALPHA) -> Path:
     """Save the reference CAM classifier (untrained weights: speed does not depend on them) unless present."""
     if not path.exists():
-        from pipeline.model import build_cam_classifier
+        from reference.classifier import build_cam_classifier
 
         path.parent.mkdir(parents=True, exist_ok=True)
         build_cam_classifier(image_size, alpha, seed=0).save(path)

@@ -1,4 +1,4 @@
-"""Assembly of the cam-audit graph: validate the configuration once, then compose the stages."""
+"""Assembly of the cam-audit graph: check the configuration (no side effects), prepare the output, compose."""
 
 from __future__ import annotations
 
@@ -8,23 +8,22 @@ import os
 import uuid
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DebugOptions, DirectOptions, PipelineOptions, StandardOptions
 
 from pipeline.options import CamAuditOptions
 from pipeline.summary import record_files
-from transforms.cam_model import find_cam_head, load_keras_model, model_input_size
+from transforms import files
+from transforms.cam_head import find_cam_head, model_input_size
 from transforms.devices import usable_cores
 from transforms.explain import ExplainCams
 from transforms.images import LoadImages
 from transforms.inference import CamModelLoader, InferCams
 from transforms.manifest import ReadManifest, inspect_manifest, read_labels
+from transforms.model_files import load_keras_model
 from transforms.mura import default_data_root
-from transforms.output_paths import join_output
+from transforms.output_paths import heatmaps_dir
 from transforms.records import WriteRecords
 from transforms.schema import RunFacts
-
-HEATMAPS_DIR = "heatmaps"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +41,7 @@ class AuditPlan:
     facts: RunFacts
     min_batch_size: int
     max_batch_size: int
-    cam_class: int | None
+    previous_records: list[str]  # what --overwrite will delete, once every check has passed
     heatmap_dir: str | None
     heatmap_format: str
     record_shards: int
@@ -58,16 +57,23 @@ def _require(value: object, flag: str) -> None:
         raise ValueError(f"{flag} is required (see --help)")
 
 
-def clear_previous_records(output_dir: str, overwrite: bool) -> None:
-    """Refuse to mix two runs' records in one folder, or delete the old ones with --overwrite."""
+def previous_records(output_dir: str, overwrite: bool) -> list[str]:
+    """The record files an earlier run left, which only --overwrite may replace (two runs never mix)."""
     previous = record_files(output_dir)
     if previous and not overwrite:
         raise ValueError(
             f"--output {output_dir!r} already holds {len(previous)} record file(s) from an earlier run; "
             "pass --overwrite to replace them or choose another --output"
         )
-    if previous:
-        FileSystems.delete(previous)
+    return previous
+
+
+def prepare_output(plan: AuditPlan) -> None:
+    """The one step that changes the output folder before the run: remove what --overwrite replaces.
+
+    It takes a plan, so it can only run once every check of `plan_audit` has passed.
+    """
+    files.delete(plan.previous_records)
 
 
 def runner_kind(options: PipelineOptions) -> str:
@@ -99,47 +105,53 @@ def cores_per_process(options: PipelineOptions) -> int:
     return 0 if processes == 1 else max(1, usable_cores() // processes)
 
 
-def model_loader(options: CamAuditOptions) -> CamModelLoader:
-    """The workers' model loader, as the options describe it (the batching and threading flags checked)."""
-    if options.batch_size < 1:
-        raise ValueError(f"--batch_size must be >= 1, got {options.batch_size}")
+def batch_bounds(options: CamAuditOptions) -> tuple[int, int]:
+    """(min, max) batch size, with the batching and threading flags checked: the one place they are."""
+    max_batch = options.batch_size
+    min_batch = options.min_batch_size if options.min_batch_size is not None else max_batch
+    if max_batch < 1:
+        raise ValueError(f"--batch_size must be >= 1, got {max_batch}")
+    if not 1 <= min_batch <= max_batch:
+        raise ValueError(f"need 1 <= --min_batch_size ({min_batch}) <= --batch_size ({max_batch})")
     if options.forward_threads < 0:
         raise ValueError(f"--forward_threads must be >= 0 (0: automatic), got {options.forward_threads}")
     if options.micro_batch_size < 0:
         raise ValueError(f"--micro_batch_size must be >= 0 (0: automatic), got {options.micro_batch_size}")
-    return CamModelLoader(
-        options.model,
-        options.preprocess,
-        options.mixed_precision,
-        options.cam_alignment == "receptive_field",
-        batch_size=options.batch_size,
-        forward_threads=options.forward_threads,
-        micro_batch_size=options.micro_batch_size,
-        cores=cores_per_process(options),
-    )
+    return min_batch, max_batch
 
 
 def plan_audit(options: CamAuditOptions) -> AuditPlan:
-    """Check every option and the model itself; raise ValueError naming what is wrong.
+    """Check every option, the manifest, the output folder and the model; touch nothing.
 
-    The model is loaded here once, in the launching process, so that a model without the
-    GAP -> Dense head is refused before any worker starts or any image is read.
+    Raises ValueError (or FileNotFoundError) naming what is wrong. The model is loaded here once,
+    in the launching process, so that a model the method cannot explain is refused before any
+    worker starts or any image is read. TensorFlow's threading is set for this process first (it
+    only takes before TensorFlow's runtime starts): in-process runners run the forward passes here.
     """
     _require(options.manifest, "--manifest")
     _require(options.model, "--model")
     _require(options.output, "--output")
     if not 0.0 < options.threshold <= 1.0:
         raise ValueError(f"--threshold must be in (0, 1], got {options.threshold}")
-    max_batch = options.batch_size
-    min_batch = options.min_batch_size if options.min_batch_size is not None else max_batch
-    if not 1 <= min_batch <= max_batch:
-        raise ValueError(f"need 1 <= --min_batch_size ({min_batch}) <= --batch_size ({max_batch})")
-    loader = model_loader(options)
+    min_batch, max_batch = batch_bounds(options)
+    loader = CamModelLoader(
+        options.model,
+        method="cam",
+        preprocess=options.preprocess,
+        mixed_precision=options.mixed_precision,
+        align_cams=options.cam_alignment == "receptive_field",
+        cam_class=options.cam_class,
+        batch_size=max_batch,
+        forward_threads=options.forward_threads,
+        micro_batch_size=options.micro_batch_size,
+        cores=cores_per_process(options),
+    )
     class_names = tuple(name.strip() for name in options.class_names.split(",") if name.strip())
-    clear_previous_records(options.output, options.overwrite)
+    previous = previous_records(options.output, options.overwrite)
     manifest_format, columns = inspect_manifest(options.manifest, options.manifest_format)
     labels = read_labels(options.labels_file) if options.labels_file else None
 
+    loader.configure_process()
     model, sha256 = load_keras_model(options.model)
     head = find_cam_head(model)
     input_size = model_input_size(model)
@@ -169,21 +181,25 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         ),
         min_batch_size=min_batch,
         max_batch_size=max_batch,
-        cam_class=options.cam_class,
-        heatmap_dir=None if options.no_heatmaps else join_output(options.output, HEATMAPS_DIR),
+        previous_records=previous,
+        heatmap_dir=None if options.no_heatmaps else heatmaps_dir(options.output),
         heatmap_format=options.heatmap_format,
         record_shards=options.record_shards,
     )
 
 
-def build_audit(pipeline: beam.Pipeline, plan: AuditPlan) -> dict[str, beam.PCollection]:
-    """Compose manifest -> images -> batched CAM inference -> heatmaps/records -> Parquet (the sinks' results)."""
-    entries = pipeline | "ReadManifest" >> ReadManifest(
-        plan.manifest, plan.csv_columns, plan.labels
-    )
+def build_audit(
+    pipeline: beam.Pipeline, plan: AuditPlan, inference: beam.PTransform | None = None
+) -> dict[str, beam.PCollection]:
+    """Compose manifest -> images -> batched CAM inference -> heatmaps/records -> Parquet (the sinks' results).
+
+    `inference` replaces the inference stage (LoadedImage -> InferredImage; default `InferCams`):
+    the benchmark's RunInference alternative swaps that one stage and shares the rest.
+    """
+    entries = pipeline | "ReadManifest" >> ReadManifest(plan.manifest, plan.csv_columns, plan.labels)
     images, error_records = entries | "LoadImages" >> LoadImages(plan.data_root, plan.input_size, plan.facts)
-    inferred = images | "InferCams" >> InferCams(
-        plan.loader, plan.min_batch_size, plan.max_batch_size, plan.cam_class
+    inferred = images | "InferCams" >> (
+        inference or InferCams(plan.loader, plan.min_batch_size, plan.max_batch_size)
     )
     ok_records = inferred | "ExplainCams" >> ExplainCams(plan.facts, plan.heatmap_dir, plan.heatmap_format)
     return (ok_records, error_records) | "WriteRecords" >> WriteRecords(plan.output_dir, plan.record_shards)

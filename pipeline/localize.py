@@ -10,10 +10,9 @@ import json
 from collections.abc import Sequence
 
 import numpy as np
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
 from pipeline.summary import read_records
+from transforms import files
 from transforms.cam import explain_cam
 from transforms.localization import POINTING_TOLERANCE_PX, Box, mask_box_iou, peak_in_box
 from transforms.metrics import format_metric
@@ -44,16 +43,15 @@ class LocalisationScore:
 
 def read_ground_truth(path: str) -> dict[str, Box]:
     """Ground-truth CSV (`image_path,label,x0,y0,x1,y1`) -> boxes of the positive images."""
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-        reader = csv.DictReader(io.StringIO(handle.read().decode("utf-8")))
-        missing = {"image_path", "x0", "y0", "x1", "y1"} - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f"{path}: ground truth needs columns {sorted(missing)}")
-        return {
-            row["image_path"].strip(): (int(row["x0"]), int(row["y0"]), int(row["x1"]), int(row["y1"]))
-            for row in reader
-            if row["x0"] not in (None, "")
-        }
+    reader = csv.DictReader(io.StringIO(files.read_bytes(path).decode("utf-8")))
+    missing = {"image_path", "x0", "y0", "x1", "y1"} - set(reader.fieldnames or [])
+    if missing:
+        raise ValueError(f"{path}: ground truth needs columns {sorted(missing)}")
+    return {
+        row["image_path"].strip(): (int(row["x0"]), int(row["y0"]), int(row["x1"]), int(row["y1"]))
+        for row in reader
+        if row["x0"] not in (None, "")
+    }
 
 
 def score_localisation(

@@ -6,7 +6,7 @@ import argparse
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from transforms.cam_model import PREPROCESS_MODES
+from transforms.methods.base import PREPROCESS_MODES
 from transforms.mura import MANIFEST_FORMATS
 from transforms.overlay import HEATMAP_FORMATS
 

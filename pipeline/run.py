@@ -11,13 +11,11 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineRunner
 
-from pipeline.build import AuditPlan, build_audit, model_loader, plan_audit
+from pipeline.build import AuditPlan, build_audit, plan_audit, prepare_output
 from pipeline.options import CamAuditOptions, help_text, route_labels_flag
 from pipeline.summary import AuditSummary, summarise_records
-from transforms.explain import write_bytes
-from transforms.output_paths import join_output
-
-RUN_INFO_FILE = "run_info.json"
+from transforms import files
+from transforms.output_paths import RUN_INFO_FILE, join_path
 
 
 def local_runner(options: PipelineOptions) -> PipelineRunner:
@@ -51,8 +49,8 @@ def write_run_info(plan: AuditPlan, summary: AuditSummary, seconds: float, argv:
         "wall_seconds": round(seconds, 3),
         "summary": summary.as_dict(),
     }
-    path = join_output(plan.output_dir, RUN_INFO_FILE)
-    write_bytes(path, json.dumps(info, indent=2).encode("utf-8"))
+    path = join_path(plan.output_dir, RUN_INFO_FILE)
+    files.write_bytes(path, json.dumps(info, indent=2).encode("utf-8"))
     return path
 
 
@@ -60,12 +58,8 @@ def run(argv: list[str] | None = None) -> AuditSummary:
     """Parse options, check them and the model, run the audit and summarise what it wrote."""
     argv = route_labels_flag(list(sys.argv[1:] if argv is None else argv))
     options = PipelineOptions(argv)
-    audit_options = options.view_as(CamAuditOptions)
-    # In-process runners run the forward passes in this process, and TensorFlow takes its threading
-    # settings only before its runtime starts, which plan_audit's check of the model does. (With
-    # other runners this only sets up the launcher's own model check: harmless.)
-    model_loader(audit_options).configure_process()
-    plan = plan_audit(audit_options)
+    plan = plan_audit(options.view_as(CamAuditOptions))
+    prepare_output(plan)
     runner = None if options.view_as(StandardOptions).runner else local_runner(options)
     start = time.perf_counter()
     pipeline = beam.Pipeline(runner=runner, options=options)

@@ -9,12 +9,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
+from transforms import files
 from transforms.metrics import accuracy, cohen_kappa, format_metric, study_votes
-from transforms.output_paths import join_output
-from transforms.records import RECORDS_DIR
+from transforms.output_paths import heatmaps_dir, join_path, records_dir
 from transforms.schema import RECORD_SCHEMA, STATUS_OK
 
 ABNORMAL_CLASS = 1  # MURA convention: class 1 = abnormal
@@ -22,16 +20,14 @@ ABNORMAL_CLASS = 1  # MURA convention: class 1 = abnormal
 
 def record_files(output_dir: str) -> list[str]:
     """Paths of the Parquet record files under an output folder."""
-    pattern = join_output(output_dir, RECORDS_DIR, "*.parquet")
-    return sorted(meta.path for match in FileSystems.match([pattern]) for meta in match.metadata_list)
+    return files.matching(join_path(records_dir(output_dir), "*.parquet"))
 
 
 def read_records(output_dir: str, columns: list[str] | None = None) -> pa.Table:
     """All record files of an output folder as one table with the record schema."""
     tables = []
     for path in record_files(output_dir):
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-            tables.append(pq.read_table(pa.BufferReader(handle.read()), columns=columns))
+        tables.append(pq.read_table(pa.BufferReader(files.read_bytes(path)), columns=columns))
     if not tables:
         schema = RECORD_SCHEMA if columns is None else pa.schema([RECORD_SCHEMA.field(c) for c in columns])
         return schema.empty_table()
@@ -69,8 +65,8 @@ class AuditSummary:
         ]
         lines += [f"  error: {example}" for example in self.error_examples]
         lines += [
-            f"  records:  {join_output(output_dir, RECORDS_DIR)}",
-            f"  heatmaps: {join_output(output_dir, 'heatmaps')} ({self.heatmaps} files)",
+            f"  records:  {records_dir(output_dir)}",
+            f"  heatmaps: {heatmaps_dir(output_dir)} ({self.heatmaps} files)",
             f"  run info: {run_info}",
         ]
         return "\n".join(lines)

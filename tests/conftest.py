@@ -1,22 +1,57 @@
-"""Shared fixtures: a tiny CAM classifier and a small MURA-layout archive with bad files in it."""
+"""Shared fixtures and helpers: a tiny CAM classifier, a small MURA-layout archive with bad files in it,
+loaded images and a local TestPipeline."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
 from PIL import Image
+
+from transforms.images import LoadedImage
+from transforms.mura import ManifestEntry
+from transforms.schema import RunFacts
+
+if TYPE_CHECKING:
+    import keras
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 TINY_INPUT = 32
 
+# Run-wide facts for stages tested on their own.
+TEST_FACTS = RunFacts(run_id="test", model_sha256="0" * 64, threshold=0.2, class_names=("normal", "abnormal"))
 
-def build_tiny_cam_model(seed: int = 0, units: int = 2, activation: str = "softmax"):  # noqa: ANN201
+
+def local_pipeline() -> TestPipeline:
+    """A TestPipeline on FnApiRunner: Beam 2.77's DirectRunner would first try to download Prism."""
+    return TestPipeline(runner="FnApiRunner")
+
+
+def random_batch(size: int, height: int = TINY_INPUT, width: int = TINY_INPUT, seed: int = 1) -> np.ndarray:
+    """A float32 RGB batch in 0..255, as the model's input."""
+    return np.random.default_rng(seed).uniform(0, 255, (size, height, width, 3)).astype(np.float32)
+
+
+def loaded_image(index: int, width: int = 50, height: int = 40) -> LoadedImage:
+    """A decoded image `img<index>.png` of random pixels, with a random model-sized input."""
+    rng = np.random.default_rng(index)
+    rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return LoadedImage(
+        ManifestEntry(image_path=f"img{index}.png"),
+        f"/x/img{index}.png",
+        rgb,
+        rng.uniform(0, 255, (TINY_INPUT, TINY_INPUT, 3)).astype(np.float32),
+    )
+
+
+def build_tiny_cam_model(seed: int = 0, units: int = 2, activation: str = "softmax") -> keras.Model:
     """Input 32x32x3 -> Rescaling -> 2 conv blocks -> GAP -> Dense: the classic CAM head, tiny."""
     import keras
 

@@ -9,17 +9,11 @@ from transforms.cam import (
     cam_coverage,
     cam_peak,
     cam_stats,
-    class_cam,
     explain_cam,
     interpolation_matrix,
     rectify_and_normalise,
     upsample,
 )
-
-
-def test_class_cam_selects_the_class_plane() -> None:
-    cams = np.arange(2 * 3 * 2, dtype=np.float32).reshape(2, 3, 2)
-    np.testing.assert_array_equal(class_cam(cams, 1), [[1, 3, 5], [7, 9, 11]])
 
 
 def test_rectify_and_normalise_relu_then_divide_by_max() -> None:

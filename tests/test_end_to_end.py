@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 
-from pipeline.run import run
+from pipeline.run import main, run
+from pipeline.summary import AuditSummary
 from tests.conftest import TINY_INPUT, TinyArchive, build_tiny_cam_model
 from transforms.imaging import decode_image, resize_for_model
 from transforms.schema import RECORD_SCHEMA
@@ -29,21 +30,25 @@ def base_args(archive: TinyArchive, model: Path, output: Path) -> list[str]:
     return ["--manifest", str(archive.manifest), "--model", str(model), "--output", str(output), "--batch_size", "4"]
 
 
+# (output folder, the run's summary, every record read back)
+Audited = tuple[Path, AuditSummary, list[dict]]
+
+
 @pytest.fixture(scope="module")
-def audited(tiny_archive: TinyArchive, tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def audited(tiny_archive: TinyArchive, tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Audited:
     output = tmp_path_factory.mktemp("audit")
     summary = run([*base_args(tiny_archive, tiny_model_path, output), "--labels", str(tiny_archive.labels)])
     return output, summary, read_rows(output)
 
 
-def test_one_row_per_nonblank_manifest_line(audited, tiny_archive: TinyArchive) -> None:  # noqa: ANN001
+def test_one_row_per_nonblank_manifest_line(audited: Audited, tiny_archive: TinyArchive) -> None:
     _, summary, rows = audited
     nonblank = [line for line in tiny_archive.manifest.read_text().splitlines() if line.strip()]
     assert len(rows) == len(nonblank) == summary.rows
     assert sorted(r["image_path"] for r in rows) == sorted([*tiny_archive.good, *tiny_archive.bad])
 
 
-def test_ok_and_error_rows_go_to_their_own_files(audited, tiny_archive: TinyArchive) -> None:  # noqa: ANN001
+def test_ok_and_error_rows_go_to_their_own_files(audited: Audited, tiny_archive: TinyArchive) -> None:
     output, _, _ = audited
     statuses = {}
     for path in sorted((output / "records").glob("*.parquet")):
@@ -53,7 +58,7 @@ def test_ok_and_error_rows_go_to_their_own_files(audited, tiny_archive: TinyArch
     assert {s for name, found in statuses.items() if name.startswith("errors-") for s in found} == {"error"}
 
 
-def test_error_rows_say_what_was_wrong(audited, tiny_archive: TinyArchive) -> None:  # noqa: ANN001
+def test_error_rows_say_what_was_wrong(audited: Audited, tiny_archive: TinyArchive) -> None:
     _, summary, rows = audited
     errors = {r["image_path"]: r for r in rows if r["status"] == "error"}
     assert set(errors) == set(tiny_archive.bad) and summary.errors == len(tiny_archive.bad)
@@ -62,7 +67,7 @@ def test_error_rows_say_what_was_wrong(audited, tiny_archive: TinyArchive) -> No
         assert errors[path]["heatmap_path"] is None and errors[path]["probabilities"] is None
 
 
-def test_ok_rows_and_one_heatmap_each(audited, tiny_archive: TinyArchive) -> None:  # noqa: ANN001
+def test_ok_rows_and_one_heatmap_each(audited: Audited, tiny_archive: TinyArchive) -> None:
     output, _, rows = audited
     ok = [r for r in rows if r["status"] == "ok"]
     assert len(ok) == len(tiny_archive.good)
@@ -99,7 +104,9 @@ def reference_peak(model: keras.Model, image: np.ndarray, cam_class: int) -> tup
     return int(x), int(y)
 
 
-def test_peaks_match_an_independent_reference(audited, tiny_archive: TinyArchive, tiny_model_path: Path) -> None:  # noqa: ANN001
+def test_peaks_match_an_independent_reference(
+    audited: Audited, tiny_archive: TinyArchive, tiny_model_path: Path
+) -> None:
     _, _, rows = audited
     model = keras.saving.load_model(tiny_model_path, compile=False)
     checked = 0
@@ -118,7 +125,7 @@ def test_peaks_match_an_independent_reference(audited, tiny_archive: TinyArchive
 def test_model_without_gap_dense_is_refused_before_processing(
     tiny_archive: TinyArchive, flatten_model_path: Path, tmp_path: Path
 ) -> None:
-    from transforms.cam_model import CamModelError
+    from transforms.cam_head import CamModelError
 
     with pytest.raises(CamModelError, match="GlobalAveragePooling2D"):
         run(base_args(tiny_archive, flatten_model_path, tmp_path / "out"))
@@ -155,47 +162,45 @@ def test_generic_csv_manifest_and_data_root(tmp_path: Path, tiny_model_path: Pat
     assert rows["../escape.png"]["status"] == "error" and "not found" in rows["../escape.png"]["error"]
 
 
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        (["--threshold", "0"], "--threshold"),
-        (["--class_names", "a,b,c"], "--class_names"),
-        (["--cam_class", "5"], "--cam_class"),
-        (["--batch_size", "4", "--min_batch_size", "9"], "--min_batch_size"),
-        (["--batch_size", "0"], "--batch_size"),
-        (["--forward_threads", "-1"], "--forward_threads"),
-        (["--micro_batch_size", "-8"], "--micro_batch_size"),
-    ],
-)
-def test_bad_configuration_fails_at_start(
-    tiny_archive: TinyArchive, tiny_model_path: Path, tmp_path: Path, extra: list[str], message: str
-) -> None:
-    with pytest.raises(ValueError, match=message):
-        run([*base_args(tiny_archive, tiny_model_path, tmp_path / "out"), *extra])
-
-
-def test_local_worker_processes_share_the_cores(monkeypatch) -> None:  # noqa: ANN001
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    import pipeline.build as build
-
-    monkeypatch.setattr(build, "usable_cores", lambda: 8)
-    shared = PipelineOptions(["--direct_running_mode", "multi_processing", "--direct_num_workers", "2"])
-    assert build.local_worker_processes(shared) == 2 and build.cores_per_process(shared) == 4
-    # In-process runners, and one SDK process per VM: each worker process settles on its own cores (0).
-    for argv in ([], ["--direct_num_workers", "2"], ["--runner", "DataflowRunner", "--experiments",
-                                                     "no_use_multiple_sdk_containers"]):
-        assert build.cores_per_process(PipelineOptions(argv)) == 0, argv
-    # Dataflow's default: one SDK process per vCPU, so one core each, however the runner is spelled.
-    for runner in ("DataflowRunner", "dataflow", "apache_beam.runners.dataflow.dataflow_runner.DataflowRunner"):
-        assert build.cores_per_process(PipelineOptions(["--runner", runner])) == 1, runner
-    spelled = PipelineOptions(["--runner", "direct", "--direct_running_mode", "multi_processing",
-                               "--direct_num_workers", "4"])
-    assert build.cores_per_process(spelled) == 2
-
-
 def test_sigmoid_model_runs_end_to_end(tiny_archive: TinyArchive, tmp_path: Path) -> None:
     path = tmp_path / "sigmoid.keras"
     build_tiny_cam_model(units=1, activation="sigmoid").save(path)
     summary = run(base_args(tiny_archive, path, tmp_path / "out"))
     assert summary.ok == len(tiny_archive.good)
+
+
+def record_bytes(output: Path) -> dict[str, bytes]:
+    """Every record file of an output folder, by path, with its bytes."""
+    return {str(path): path.read_bytes() for path in sorted((output / "records").glob("*.parquet"))}
+
+
+@pytest.fixture
+def earlier_audit(tiny_archive: TinyArchive, tiny_model_path: Path, tmp_path: Path) -> Path:
+    """An output folder holding the records of a finished run, for a refused rerun to leave alone (one per test,
+    so that a regression in one cannot hide behind the other)."""
+    output = tmp_path / "earlier"
+    assert main([*base_args(tiny_archive, tiny_model_path, output), "--no_heatmaps"]) == 0
+    return output
+
+
+def test_overwrite_with_a_bad_class_names_leaves_the_earlier_records(
+    earlier_audit: Path, tiny_archive: TinyArchive, tiny_model_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Regression: --overwrite deleted the earlier records before --class_names was checked against
+    # the model, so a run refused at start had already destroyed the previous one.
+    before = record_bytes(earlier_audit)
+    assert before and any(Path(path).name.startswith("part-") for path in before)
+    argv = [*base_args(tiny_archive, tiny_model_path, earlier_audit), "--overwrite", "--class_names", "a,b,c"]
+    assert main(argv) == 2
+    assert "--class_names has 3 names" in capsys.readouterr().err
+    assert record_bytes(earlier_audit) == before
+
+
+def test_overwrite_with_a_model_without_the_cam_head_leaves_the_earlier_records(
+    earlier_audit: Path, tiny_archive: TinyArchive, flatten_model_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = record_bytes(earlier_audit)
+    assert before
+    assert main([*base_args(tiny_archive, flatten_model_path, earlier_audit), "--overwrite"]) == 2
+    assert "GlobalAveragePooling2D" in capsys.readouterr().err
+    assert record_bytes(earlier_audit) == before

@@ -13,6 +13,8 @@ from transforms.mura import (
     detect_format,
     is_csv_header,
     mura_entry,
+    mura_image_path,
+    mura_study_dir,
     parse_csv_header,
     parse_labeled_studies,
     parse_mura_path,
@@ -98,3 +100,15 @@ def test_default_data_root_and_resolution(tmp_path: os.PathLike) -> None:
     assert resolve_image_path("a/b.png", "gs://b/root/") == "gs://b/root/a/b.png"
     assert resolve_image_path("/abs/b.png", "/data") == "/abs/b.png"
     assert resolve_image_path("s3://x/b.png", "/data") == "s3://x/b.png"
+
+
+def test_mura_study_dir_and_image_path_build_what_parse_mura_path_reads() -> None:
+    study = mura_study_dir("valid", "XR_WRIST", 11185, 1, 1)
+    assert study == "MURA-v1.1/valid/XR_WRIST/patient11185/study1_positive/"
+    assert mura_image_path(study, 1) == PATH
+    negative = mura_image_path(mura_study_dir("train", "XR_SHOULDER", 1, 3, 0), 2)
+    assert negative == "MURA-v1.1/train/XR_SHOULDER/patient00001/study3_negative/image2.png"
+    info = parse_mura_path(negative)
+    assert info is not None and (info.split, info.body_part, info.patient_id, info.label) == (
+        "train", "XR_SHOULDER", "patient00001", 0)
+    assert info.study_id + "/" == mura_study_dir("train", "XR_SHOULDER", 1, 3, 0)

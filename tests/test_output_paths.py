@@ -1,4 +1,4 @@
-"""Heatmap paths mirror the manifest path and never leave the heatmaps folder."""
+"""The output folder's names; heatmap paths mirror the manifest path and never leave the heatmaps folder."""
 
 from __future__ import annotations
 
@@ -7,7 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from transforms.output_paths import heatmap_relative_path, join_output
+from transforms.output_paths import (
+    ERROR_PREFIX,
+    HEATMAPS_DIR,
+    OK_PREFIX,
+    RECORDS_DIR,
+    RUN_INFO_FILE,
+    heatmap_relative_path,
+    heatmaps_dir,
+    is_uri,
+    join_path,
+    records_dir,
+)
 
 
 @pytest.mark.parametrize(
@@ -33,7 +44,7 @@ def test_heatmap_relative_path_mapping(image_path: str, expected: str) -> None:
 )
 def test_heatmap_paths_stay_inside_the_folder(tmp_path: Path, image_path: str) -> None:
     root = tmp_path / "heatmaps"
-    full = os.path.realpath(join_output(str(root), heatmap_relative_path(image_path, "png")))
+    full = os.path.realpath(join_path(str(root), heatmap_relative_path(image_path, "png")))
     assert full.startswith(str(root.resolve()) + os.sep)
 
 
@@ -41,5 +52,26 @@ def test_png_and_jpg_sources_do_not_collide() -> None:
     assert heatmap_relative_path("s/image1.png", "jpg") != heatmap_relative_path("s/image1.jpg", "jpg")
 
 
-def test_join_output_handles_uris() -> None:
-    assert join_output("gs://b/out/", "heatmaps", "a.jpg") == "gs://b/out/heatmaps/a.jpg"
+def test_join_path_handles_uris() -> None:
+    assert join_path("gs://b/out/", "heatmaps", "a.jpg") == "gs://b/out/heatmaps/a.jpg"
+    assert join_path("gs://b/out", "records", "*.parquet") == "gs://b/out/records/*.parquet"
+    assert join_path("s3://b", "run_info.json") == "s3://b/run_info.json"
+
+
+def test_join_path_handles_local_paths(tmp_path: Path) -> None:
+    assert join_path(str(tmp_path), "heatmaps", "a.jpg") == os.path.join(str(tmp_path), "heatmaps", "a.jpg")
+    assert join_path("out/", "records") == os.path.join("out", "records")
+    assert join_path("/data/out", "run_info.json") == os.path.join("/data/out", "run_info.json")
+
+
+def test_is_uri_tells_schemes_from_local_paths() -> None:
+    assert is_uri("gs://b/x") and is_uri("s3://b") and is_uri("memory://x")
+    assert not is_uri("/data/x") and not is_uri("C:\\data") and not is_uri("relative/x")
+
+
+def test_output_folder_names() -> None:
+    assert (HEATMAPS_DIR, RECORDS_DIR, RUN_INFO_FILE) == ("heatmaps", "records", "run_info.json")
+    assert (OK_PREFIX, ERROR_PREFIX) == ("part", "errors")
+    assert heatmaps_dir("gs://b/out") == "gs://b/out/heatmaps" and records_dir("gs://b/out/") == "gs://b/out/records"
+    assert records_dir("/out") == os.path.join("/out", "records")
+    assert heatmaps_dir("out") == os.path.join("out", "heatmaps")

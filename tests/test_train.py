@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import train
 from pipeline.run import run
-from pipeline.synth import generate_archive
+from reference import train
+from reference.synth import generate_archive
 from transforms.images import _LoadImageDoFn
 from transforms.mura import ManifestEntry
 from transforms.schema import RunFacts

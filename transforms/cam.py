@@ -19,11 +19,6 @@ class CamStats:
     coverage: float  # fraction of pixels whose normalised CAM >= threshold
 
 
-def class_cam(cams: np.ndarray, class_index: int) -> np.ndarray:
-    """The h x w raw CAM of one class from an h x w x K stack."""
-    return np.ascontiguousarray(cams[..., class_index], dtype=np.float32)
-
-
 def rectify_and_normalise(cam: np.ndarray) -> tuple[np.ndarray, float]:
     """ReLU, then divide by the maximum; returns (map in [0, 1], raw maximum).
 
@@ -67,7 +62,7 @@ def upsample(cam: np.ndarray, width: int, height: int, shift: tuple[float, float
     Separable, two taps per pixel and axis, exact in float32 (cv2.warpAffine would quantise the
     shift): interpolation_matrix(height) @ cam @ interpolation_matrix(width).T up to float32
     rounding, computed without BLAS. A worker process also runs TensorFlow, and OpenBLAS's threads
-    fighting TensorFlow's made that small product take ~6 ms per image. Columns go first, on the
+    fighting TensorFlow's made that small product several times slower. Columns go first, on the
     h-row map, so the full-size pass only gathers whole rows.
     """
     cam32 = cam.astype(np.float32, copy=False)

@@ -8,8 +8,8 @@ import os
 
 _LOGGER = logging.getLogger(__name__)
 
-# Images per forward call on a CPU. MobileNetV2 at 224 px on one core: 12.5 ms of CPU per image in
-# calls of 4 or 8 images, 14.2 at 16, 15.2 at 32 (activations of a few images stay in the caches).
+# Images per forward call on a CPU: small calls keep a few images' activations in the caches
+# (bench/README.md has the per-image cost by call size).
 CPU_MICRO_BATCH_SIZE = 8
 
 
@@ -72,9 +72,7 @@ def forward_layout(
     On a GPU: one thread and whole batches (the card wants large calls). On CPUs: one thread per core,
     micro-batches of CPU_MICRO_BATCH_SIZE images, and the cores shared out among the threads.
     """
-    if threads < 0 or micro_batch_size < 0 or batch_size < 1 or not 1 <= cores <= machine_cores:
-        raise ValueError(f"need threads >= 0, micro_batch_size >= 0, batch_size >= 1, 1 <= cores <= "
-                         f"machine_cores; got {threads}, {micro_batch_size}, {batch_size}, {cores}, {machine_cores}")
+    assert min(threads, micro_batch_size) >= 0 and batch_size >= 1 and 1 <= cores <= machine_cores
     if has_gpu:
         return ForwardLayout(threads or 1, min(micro_batch_size or batch_size, batch_size), 0)
     threads = threads or cores
@@ -100,7 +98,7 @@ def configure_tensorflow(intra_op_threads: int = 0) -> list[str]:
     calls this first thing; workers call it before loading the model). If the runtime started
     earlier, the settings in force stand and a warning says so: results are the same, CPU forward
     passes only slower. Mixed precision is not set here: Keras' global policy does not change a
-    loaded model's layers (see `cam_model.mixed_precision_clone`, which does, for one model and no other).
+    loaded model's layers (see `mixed_precision.mixed_precision_clone`, which does, for one model and no other).
 
     Returns:
         The names of the visible GPUs (empty on a CPU-only machine).

@@ -6,21 +6,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
+from transforms import files
 from transforms.cam import explain_cam
 from transforms.images import METRICS_NAMESPACE
 from transforms.inference import InferredImage
-from transforms.output_paths import heatmap_relative_path, join_output
+from transforms.output_paths import heatmap_relative_path, join_path
 from transforms.overlay import encode_image, render_overlay
 from transforms.schema import RunFacts, to_record
-
-
-def write_bytes(path: str, data: bytes) -> None:
-    """Write a whole file through FileSystems (local folders are created as needed)."""
-    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-        handle.write(data)
 
 
 class _ExplainDoFn(beam.DoFn):
@@ -41,9 +34,9 @@ class _ExplainDoFn(beam.DoFn):
         heatmap_path = None
         if self._heatmap_dir is not None:
             relative = heatmap_relative_path(image.entry.image_path, self._heatmap_format)
-            heatmap_path = join_output(self._heatmap_dir, relative)
+            heatmap_path = join_path(self._heatmap_dir, relative)
             overlay = render_overlay(image.rgb, cam_full, self._facts.threshold)
-            write_bytes(heatmap_path, encode_image(overlay, self._heatmap_format))
+            files.write_bytes(heatmap_path, encode_image(overlay, self._heatmap_format))
             self._written.inc()
         yield to_record(
             image.entry,

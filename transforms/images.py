@@ -7,9 +7,8 @@ from collections.abc import Iterator
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
+from transforms import files
 from transforms.imaging import ImageDecodeError, load_model_input
 from transforms.mura import ManifestEntry, resolve_image_path
 from transforms.schema import RunFacts, to_record
@@ -28,15 +27,9 @@ class LoadedImage:
     model_input: np.ndarray  # h x w x 3 float32 in 0..255
 
 
-def read_bytes(uri: str) -> bytes:
-    """All bytes of a file on any FileSystems path, with no decompression by extension."""
-    with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-        return handle.read()
-
-
 def describe_read_error(uri: str, exc: Exception) -> str:
     """A reader-facing reason for a failed read."""
-    if isinstance(exc, FileNotFoundError) or (not FileSystems.exists(uri)):
+    if isinstance(exc, FileNotFoundError) or (not files.exists(uri)):
         return f"file not found: {uri}"
     return f"cannot read {uri}: {type(exc).__name__}: {exc}"
 
@@ -56,7 +49,7 @@ class _LoadImageDoFn(beam.DoFn):
         reason = entry.error
         if reason is None:
             try:
-                data = read_bytes(uri)
+                data = files.read_bytes(uri)
             except Exception as exc:  # noqa: BLE001 - any read failure is this row's error, not the run's
                 reason = describe_read_error(uri, exc)
         if reason is None:

@@ -24,6 +24,11 @@ from transforms.devices import (
     usable_cores,
 )
 from transforms.images import METRICS_NAMESPACE, LoadedImage
+from transforms.methods import METHODS
+from transforms.methods.base import Explained
+from transforms.mixed_precision import mixed_precision_clone
+from transforms.model_files import load_keras_model
+from transforms.receptive_field import feature_grid
 from transforms.schema import Prediction
 
 
@@ -37,8 +42,7 @@ class InferredImage:
 
 def micro_batch_slices(batch_size: int, micro_batch_size: int) -> list[slice]:
     """Contiguous slices of at most `micro_batch_size` that cover range(batch_size) in order."""
-    if batch_size < 0 or micro_batch_size < 1:
-        raise ValueError(f"need batch_size >= 0 and micro_batch_size >= 1, got {batch_size}, {micro_batch_size}")
+    assert batch_size >= 0 and micro_batch_size >= 1, (batch_size, micro_batch_size)
     return [slice(start, min(start + micro_batch_size, batch_size)) for start in range(0, batch_size, micro_batch_size)]
 
 
@@ -51,14 +55,13 @@ def warmup_sizes(batch_size: int, micro_batch_size: int) -> list[int]:
 class PendingForward:
     """One batch's forward pass, queued as micro-batches on the model's forward threads."""
 
-    parts: list[concurrent.futures.Future]  # each -> (probabilities, cams, start, end) of one micro-batch
+    parts: list[concurrent.futures.Future]  # each -> (explained micro-batch, start, end)
 
-    def result(self) -> tuple[np.ndarray, np.ndarray, float]:
-        """(probabilities, CAMs, seconds from the first micro-batch's start to the last one's end)."""
+    def result(self) -> tuple[Explained, float]:
+        """((probabilities, classes, maps), seconds from the first micro-batch's start to the last one's end)."""
         outputs = [part.result() for part in self.parts]
-        probabilities = np.concatenate([output[0] for output in outputs])
-        cams = np.concatenate([output[1] for output in outputs])
-        return probabilities, cams, max(output[3] for output in outputs) - min(output[2] for output in outputs)
+        joined = tuple(np.concatenate([output[0][i] for output in outputs]) for i in range(3))
+        return joined, max(output[2] for output in outputs) - min(output[1] for output in outputs)
 
 
 class LoadedCamModel:
@@ -70,7 +73,7 @@ class LoadedCamModel:
 
     def __init__(
         self,
-        predict: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+        predict: Callable[[np.ndarray], Explained],
         num_classes: int,
         cam_shift: tuple[float, float],
         layout: ForwardLayout,
@@ -92,38 +95,40 @@ class LoadedCamModel:
         slices = micro_batch_slices(len(inputs), self.layout.micro_batch_size)
         return PendingForward([self._threads.submit(self._timed_predict, inputs[part]) for part in slices])
 
-    def _timed_predict(self, inputs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, float, float]:
+    def _timed_predict(self, inputs: Sequence[np.ndarray]) -> tuple[Explained, float, float]:
         start = time.perf_counter()
-        probabilities, cams = self.predict(inputs if isinstance(inputs, np.ndarray) else np.stack(inputs))
-        return probabilities, cams, start, time.perf_counter()
+        explained = self.predict(inputs if isinstance(inputs, np.ndarray) else np.stack(inputs))
+        return explained, start, time.perf_counter()
 
 
 class CamModelLoader:
-    """Loads a Keras CAM classifier and builds its one-pass probabilities+CAM function.
+    """Loads a Keras classifier and builds its explanation method's one traced function.
 
     Holds only a path and options, so it pickles cheaply to every worker; `load_model()` runs
     once per worker process (via `shared.Shared`), like Beam's `ModelHandler.load_model`.
     `forward_threads`, `micro_batch_size` and `cores` of 0 are settled there, on the worker's own
     hardware (`devices.forward_layout`); `cores` is the share of the machine's CPU cores one worker
-    process may use (0: all), when several share a machine.
+    process may use (0: all), when several share a machine. The values are checked where the user
+    gives them (`pipeline.build.plan_audit`); here they are only asserted.
     """
 
     def __init__(
         self,
         model_path: str,
+        method: str = "cam",
         preprocess: str = "none",
         mixed_precision: bool = False,
         align_cams: bool = True,
+        cam_class: int | None = None,
         batch_size: int = 1,
         forward_threads: int = 0,
         micro_batch_size: int = 0,
         cores: int = 0,
     ) -> None:
-        # Checked here too (not only by the launcher): a bad value must fail at start-up, not per batch.
-        if batch_size < 1 or forward_threads < 0 or micro_batch_size < 0 or cores < 0:
-            raise ValueError(f"need batch_size >= 1 and forward_threads, micro_batch_size, cores >= 0; got "
-                             f"{batch_size}, {forward_threads}, {micro_batch_size}, {cores}")
+        assert method in METHODS and batch_size >= 1 and min(forward_threads, micro_batch_size, cores) >= 0
         self.model_path = model_path
+        self.method = method
+        self.cam_class = cam_class
         self.align_cams = align_cams
         self.preprocess = preprocess
         self.mixed_precision = mixed_precision
@@ -143,35 +148,19 @@ class CamModelLoader:
         return layout
 
     def load_model(self) -> LoadedCamModel:
-        from transforms.cam_model import (
-            build_cam_model,
-            feature_grid,
-            find_cam_head,
-            load_keras_model,
-            mixed_precision_clone,
-            model_input_size,
-            predict_fn,
-        )
-
         layout = self.configure_process()
         model, _ = load_keras_model(self.model_path)
-        head = find_cam_head(model)
-        shift = feature_grid(model, head).shift_cells() if self.align_cams else (0.0, 0.0)
+        method = METHODS[self.method](model, self.preprocess, self.cam_class)
+        shift = feature_grid(model, method.features).shift_cells() if self.align_cams else (0.0, 0.0)
         if self.mixed_precision:
-            model = mixed_precision_clone(model)
-        predict = predict_fn(build_cam_model(model, self.preprocess))
+            method = METHODS[self.method](mixed_precision_clone(model), self.preprocess, self.cam_class)
+        predict = method.traced()
         # Trace and warm up now, at the size of the calls the stage will make: the trace and oneDNN's
-        # per-shape kernel set-up (~0.25 s for a first batch of 32 MobileNetV2 images on 2 cores)
-        # are one-off costs of loading (model_load_ms), not of the first batch of images.
-        height, width = model_input_size(model)
+        # per-shape kernel set-up are one-off costs of loading (model_load_ms), not of the first batch.
+        height, width = method.input_size
         for size in warmup_sizes(self.batch_size, layout.micro_batch_size):
             predict(np.zeros((size, height, width, 3), dtype=np.float32))
-        return LoadedCamModel(predict, head.num_classes, shift, layout, (height, width))
-
-
-def explained_class(probabilities: np.ndarray, cam_class: int | None) -> int:
-    """The class whose CAM is explained: a fixed one, or the predicted one."""
-    return int(np.argmax(probabilities)) if cam_class is None else cam_class
+        return LoadedCamModel(predict, method.num_classes, shift, layout, (height, width))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,15 +185,8 @@ class _CamInferenceDoFn(beam.DoFn):
     in its own batch's window.
     """
 
-    def __init__(
-        self,
-        loader: CamModelLoader,
-        cam_class: int | None,
-        clock: Callable[[], float] = time.perf_counter,
-    ) -> None:
+    def __init__(self, loader: CamModelLoader) -> None:
         self._loader = loader
-        self._cam_class = cam_class
-        self._clock = clock  # injectable for tests, like Beam's _RunInferenceDoFn
         self._shared_handle = shared.Shared()
         # One tag per stage: every DoFn instance of this stage in a process shares one model.
         self._shared_tag = uuid.uuid4().hex
@@ -217,17 +199,13 @@ class _CamInferenceDoFn(beam.DoFn):
 
     def setup(self) -> None:
         def load() -> LoadedCamModel:
-            start = self._clock()
+            start = time.perf_counter()
             model = self._loader.load_model()
             # Reported from start_bundle: setup runs outside any bundle, where metric updates are dropped.
-            self._unreported_load_ms = int((self._clock() - start) * 1000)
+            self._unreported_load_ms = int((time.perf_counter() - start) * 1000)
             return model
 
         self._model = self._shared_handle.acquire(load, tag=self._shared_tag)
-        if self._cam_class is not None and not 0 <= self._cam_class < self._model.num_classes:
-            raise ValueError(
-                f"--cam_class {self._cam_class} is out of range for a model of {self._model.num_classes} classes"
-            )
 
     def start_bundle(self) -> None:
         self._in_flight.clear()  # batches left by a failed bundle are never emitted
@@ -256,17 +234,16 @@ class _CamInferenceDoFn(beam.DoFn):
     def _emit(self, in_flight: _BatchInFlight) -> Iterator[WindowedValue]:
         """Waits for a batch's forward pass and yields its images, in the batch's window."""
         assert self._model is not None
-        probabilities, cams, seconds = in_flight.outputs.result()
+        (probabilities, classes, maps), seconds = in_flight.outputs.result()
         # Metrics are updated here, on the bundle's thread: Beam's metric containers are per thread.
         self._batch_ms.update(int(seconds * 1000))
         self._batch_size.update(len(in_flight.images))
         windows = (in_flight.window,)
         for index, image in enumerate(in_flight.images):
-            chosen = explained_class(probabilities[index], self._cam_class)
             prediction = Prediction(
                 probabilities=tuple(float(p) for p in probabilities[index]),
-                cam_class=chosen,
-                cam=np.ascontiguousarray(cams[index, :, :, chosen], dtype=np.float32),
+                cam_class=int(classes[index]),
+                cam=np.ascontiguousarray(maps[index], dtype=np.float32),
                 cam_shift=self._model.cam_shift,
             )
             yield WindowedValue(InferredImage(image, prediction), in_flight.timestamp, windows, in_flight.pane_info)
@@ -275,30 +252,18 @@ class _CamInferenceDoFn(beam.DoFn):
 class InferCams(beam.PTransform):
     """Batches loaded images (`BatchElements`) and runs the CAM model once per batch."""
 
-    def __init__(
-        self,
-        loader: CamModelLoader,
-        min_batch_size: int,
-        max_batch_size: int,
-        cam_class: int | None = None,
-        clock: Callable[[], float] = time.perf_counter,
-    ) -> None:
+    def __init__(self, loader: CamModelLoader, min_batch_size: int, max_batch_size: int) -> None:
         super().__init__()
-        if not 1 <= min_batch_size <= max_batch_size:
-            raise ValueError(
-                f"batch sizes must satisfy 1 <= min ({min_batch_size}) <= max ({max_batch_size})"
-            )
+        assert 1 <= min_batch_size <= max_batch_size, (min_batch_size, max_batch_size)
         self._loader = loader
         self._min_batch_size = min_batch_size
         self._max_batch_size = max_batch_size
-        self._cam_class = cam_class
-        self._clock = clock
 
     def expand(self, images: beam.PCollection) -> beam.PCollection:
         return (
             images
             | "Batch" >> beam.BatchElements(min_batch_size=self._min_batch_size, max_batch_size=self._max_batch_size)
-            | "Infer" >> beam.ParDo(_CamInferenceDoFn(self._loader, self._cam_class, self._clock))
+            | "Infer" >> beam.ParDo(_CamInferenceDoFn(self._loader))
         )
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
+from transforms import files
 from transforms.mura import (
     MANIFEST_FORMATS,
     ManifestEntry,
@@ -23,10 +22,9 @@ _PEEK_BYTES = 64 * 1024
 
 def first_nonblank_line(path: str) -> str:
     """The first non-blank line of a manifest, read through FileSystems; fails fast when absent."""
-    if not FileSystems.exists(path):
+    if not files.exists(path):
         raise FileNotFoundError(f"--manifest {path!r} does not exist")
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-        head = handle.read(_PEEK_BYTES).decode("utf-8", errors="replace")
+    head = files.read_head(path, _PEEK_BYTES).decode("utf-8", errors="replace")
     for line in head.splitlines():
         if clean_line(line):
             return clean_line(line)
@@ -45,10 +43,9 @@ def inspect_manifest(path: str, manifest_format: str) -> tuple[str, list[str] | 
 
 def read_labels(path: str) -> dict[str, int]:
     """A MURA labeled-studies file through FileSystems (small: MURA's largest has 13,457 lines)."""
-    if not FileSystems.exists(path):
+    if not files.exists(path):
         raise FileNotFoundError(f"--labels_file {path!r} does not exist")
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-        return parse_labeled_studies(handle.read().decode("utf-8"), path)
+    return parse_labeled_studies(files.read_bytes(path).decode("utf-8"), path)
 
 
 class _ParseManifestLine(beam.DoFn):

@@ -9,6 +9,8 @@ import os
 import posixpath
 import re
 
+from transforms.output_paths import is_uri, join_path
+
 # MURA-v1.1/valid/XR_WRIST/patient11185/study1_positive/image1.png
 _MURA_PATH = re.compile(
     r"(?:^|/)(?P<split>train|valid|test)/(?P<body_part>XR_[A-Z]+)/(?P<patient>patient\d+)/"
@@ -54,6 +56,23 @@ def parse_mura_path(path: str) -> MuraPathInfo | None:
         study_id=study_dir,
         label=1 if match["outcome"] == "positive" else 0,
     )
+
+
+MURA_ROOT = "MURA-v1.1"  # the archive's top folder; MURA's CSVs name every path from it
+
+
+def mura_study_dir(split: str, body_part: str, patient: int, study: int, label: int) -> str:
+    """Study folder in MURA's layout with the trailing slash labeled_studies.csv writes; the inverse of parse_mura_path.
+
+    MURA numbers patients with five digits (patient00001) and names the outcome in the folder.
+    """
+    outcome = "positive" if label else "negative"
+    return f"{MURA_ROOT}/{split}/{body_part}/patient{patient:05d}/study{study}_{outcome}/"
+
+
+def mura_image_path(study_dir: str, image: int) -> str:
+    """Path of a study's `image`-th image (MURA counts image1.png, image2.png, ... per study)."""
+    return f"{study_dir.rstrip('/')}/image{image}.png"
 
 
 def clean_line(line: str) -> str:
@@ -179,7 +198,7 @@ def default_data_root(manifest_path: str, manifest_format: str) -> str:
     MURA's CSVs sit in `MURA-v1.1/` and name paths starting `MURA-v1.1/...`, so their root is the
     manifest folder's parent; a generic CSV's paths are relative to its own folder.
     """
-    if "://" in manifest_path:
+    if is_uri(manifest_path):
         folder = posixpath.dirname(manifest_path)
         parent = posixpath.dirname(folder)
         # Never climb above a bucket (gs://bucket): keep the folder instead.
@@ -193,8 +212,6 @@ def default_data_root(manifest_path: str, manifest_format: str) -> str:
 
 def resolve_image_path(image_path: str, data_root: str) -> str:
     """Absolute paths and URIs are used as written; relative ones are joined to the data root."""
-    if "://" in image_path or image_path.startswith("/"):
+    if is_uri(image_path) or image_path.startswith("/"):
         return image_path
-    if "://" in data_root:
-        return data_root.rstrip("/") + "/" + image_path
-    return os.path.join(data_root, image_path)
+    return join_path(data_root, image_path)

@@ -1,9 +1,39 @@
-"""Where outputs go: heatmap paths that mirror the manifest path and can never leave the output dir."""
+"""The output folder's names, and heatmap paths that mirror the manifest path and can never leave it."""
 
 from __future__ import annotations
 
+import os.path
 import posixpath
 import re
+
+HEATMAPS_DIR = "heatmaps"  # OUTPUT/heatmaps/<manifest path>.<jpg|png>
+RECORDS_DIR = "records"  # OUTPUT/records/*.parquet
+OK_PREFIX = "part"  # records/part-SSSSS-of-NNNNN.parquet: the images that were audited
+ERROR_PREFIX = "errors"  # records/errors-SSSSS-of-NNNNN.parquet: the manifest lines that could not be
+RUN_INFO_FILE = "run_info.json"
+
+
+def is_uri(path: str) -> bool:
+    """Whether a path names a scheme (gs://, s3://, memory://, ...) rather than a local file."""
+    return "://" in path
+
+
+def join_path(base: str, *parts: str) -> str:
+    """Join a folder and relative parts, for local paths and URIs alike (the one place that does)."""
+    if is_uri(base):
+        return "/".join([base.rstrip("/"), *parts])
+    return os.path.join(base, *parts)
+
+
+def heatmaps_dir(output_dir: str) -> str:
+    """Where a run's heatmaps go."""
+    return join_path(output_dir, HEATMAPS_DIR)
+
+
+def records_dir(output_dir: str) -> str:
+    """Where a run's Parquet records go."""
+    return join_path(output_dir, RECORDS_DIR)
+
 
 _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$")
 # Control characters and characters some filesystems or object stores refuse in a name.
@@ -46,12 +76,3 @@ def heatmap_relative_path(image_path: str, image_format: str) -> str:
         components = ["_"]
     components[-1] = f"{components[-1]}.{image_format}"
     return "/".join(prefix + components)
-
-
-def join_output(output_dir: str, *parts: str) -> str:
-    """Join output folder and relative parts for local paths and URIs alike."""
-    if "://" in output_dir:
-        return "/".join([output_dir.rstrip("/"), *parts])
-    import os.path
-
-    return os.path.join(output_dir, *parts)

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from transforms.output_paths import join_output
+from transforms.output_paths import ERROR_PREFIX, OK_PREFIX, join_path, records_dir
 from transforms.schema import RECORD_SCHEMA
-
-RECORDS_DIR = "records"
-OK_PREFIX = "part"  # records/part-SSSSS-of-NNNNN.parquet: the images that were audited
-ERROR_PREFIX = "errors"  # records/errors-SSSSS-of-NNNNN.parquet: the manifest lines that could not be
 
 
 class WriteRecords(beam.PTransform):
@@ -17,8 +13,8 @@ class WriteRecords(beam.PTransform):
 
     Two sinks rather than one behind a Flatten: Beam's local FnApiRunner materialises every
     multi-input Flatten, so every record of a run would pass through the launching process's memory
-    before a second stage wrote it (measured: +90 MB in the launcher and a spike in each worker at
-    8,000 images, growing with the archive). Each sink fuses into the stage that makes its rows.
+    before a second stage wrote it (bench/README.md, "a Flatten the local runner materialises").
+    Each sink fuses into the stage that makes its rows.
     Readers take `records/*.parquet` as one table.
     """
 
@@ -37,7 +33,7 @@ class WriteRecords(beam.PTransform):
 
     def _parquet(self, prefix: str, num_shards: int) -> beam.PTransform:
         return beam.io.WriteToParquet(
-            join_output(self._output_dir, RECORDS_DIR, prefix),
+            join_path(records_dir(self._output_dir), prefix),
             schema=RECORD_SCHEMA,
             file_name_suffix=".parquet",
             num_shards=num_shards,

@@ -8,10 +8,9 @@ from typing import Any
 # the classic, full backbone (7x7 CAM at 224 px). 16 stops before the last stride-2 stage (14x14 at
 # 224 px): the trick of Zhou et al. (2016, sec. 2), who removed the last layers of VGG/GoogLeNet for
 # a finer CAM, at the cost of some capacity. 8 takes stride-8 maps after block 4 (28x28 at 224 px,
-# receptive field 43 px). Measured on the demo archive (128 px input): after block 6 (59 px) the CAM
-# of a small finding spread into a plateau several times its size, where the argmax (the peak)
-# wandered (strict pointing game ~0.3); after block 3 (27 px) it traced the finding's edges (~0.7);
-# after block 4 it sat on the finding (~0.9).
+# receptive field 43 px). On the demo archive, after block 6 (59 px) the CAM of a small finding
+# spread into a plateau several times its size, where the argmax (the peak) wandered; after block 3
+# (27 px) it traced the finding's edges; after block 4 it sat on the finding (README: pointing game).
 FEATURE_LAYERS = {32: "Conv_1_bn", 16: "block_13_expand_BN", 8: "block_5_expand_BN"}
 
 
@@ -41,7 +40,7 @@ def build_cam_classifier(
     )
     # Keras' MobileNetV2 uses BatchNorm momentum 0.999, tuned for ImageNet-length schedules: trained
     # from scratch for a few hundred steps its moving statistics never converge and inference-mode
-    # predictions collapse to one class. 0.9 tracks the batch statistics within ~30 steps.
+    # predictions collapse to one class. 0.9 tracks the batch statistics within a few dozen steps.
     for layer in backbone.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = 0.9

@@ -1,4 +1,4 @@
-"""Train the reference CAM classifier on a MURA-layout archive: `python -m pipeline.train ...`."""
+"""Train the reference CAM classifier on a MURA-layout archive: `python -m reference.train ...`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from transforms import files
 from transforms.imaging import ImageDecodeError, load_model_input
 from transforms.manifest import inspect_manifest, read_labels
 from transforms.metrics import accuracy, cohen_kappa, format_metric, study_votes
@@ -35,14 +36,10 @@ class LabelledImages:
 
 def read_labelled_manifest(manifest: str, labels_file: str | None, data_root: str | None) -> LabelledImages:
     """Manifest lines -> resolved image paths with labels; lines without a label are refused."""
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
-
     fmt, columns = inspect_manifest(manifest, "auto")
     labels = read_labels(labels_file) if labels_file else None
     root = data_root or default_data_root(manifest, fmt)
-    with FileSystems.open(manifest, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-        data = handle.read()
+    data = files.read_bytes(manifest)
     uris, targets, studies = [], [], []
     for line in data.decode("utf-8").splitlines():
         entry = manifest_entry(line, columns, labels)
@@ -60,10 +57,8 @@ def read_labelled_manifest(manifest: str, labels_file: str | None, data_root: st
 
 def load_for_training(uri: bytes, image_size: int) -> tuple[np.ndarray, bool]:
     """The inference loading path (`load_model_input`) for tf.data; bad images are flagged, not fatal."""
-    from transforms.images import read_bytes
-
     try:
-        _, model_input = load_model_input(read_bytes(uri.decode("utf-8")), image_size, image_size)
+        _, model_input = load_model_input(files.read_bytes(uri.decode("utf-8")), image_size, image_size)
         return model_input, True
     except (ImageDecodeError, OSError) as exc:
         print(f"skipping unreadable training image {uri.decode('utf-8')}: {exc}", file=sys.stderr)
@@ -156,7 +151,7 @@ def evaluate(model: Any, images: LabelledImages, image_size: int, batch_size: in
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.train", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m reference.train", description=__doc__)
     parser.add_argument("--manifest", required=True, help="training *_image_paths.csv (or CSV with header)")
     parser.add_argument("--labels", default=None, help="training *_labeled_studies.csv")
     parser.add_argument("--valid_manifest", required=True, help="validation *_image_paths.csv")
@@ -178,7 +173,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     """Train, keep the best checkpoint by validation loss, evaluate it, write model + sidecar."""
     import keras
 
-    from pipeline.model import build_cam_classifier
+    from reference.classifier import build_cam_classifier
 
     if not args.out.endswith(".keras"):
         raise ValueError(f"--out must end in .keras, got {args.out!r}")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline.localize import localise_run
 from pipeline.run import run
-from pipeline.synth import generate_archive
+from reference.synth import generate_archive
 from transforms.metrics import format_metric
 
 # A configuration that trains in a few minutes on 2 CPU cores: MobileNetV2 alpha 0.35 at 192 px,
@@ -76,11 +76,11 @@ def ensure_model(paths: DemoPaths) -> None:
         args += [f"--{key}", str(value)]
     # A process of its own: training starts TensorFlow with its default threading, and the audit
     # below sets its own (one op thread per forward thread), which only takes in a fresh runtime.
-    subprocess.run([sys.executable, "-m", "pipeline.train", *args], check=True)
+    subprocess.run([sys.executable, "-m", "reference.train", *args], check=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m reference.demo", description=__doc__)
     parser.add_argument("--workdir", default="demo_out", help="where the archive, model and audit go")
     args = parser.parse_args(argv)
     paths = DemoPaths(Path(args.workdir).resolve())

@@ -1,0 +1,1 @@
+"""Sample archive, reference-model training and the demo: what workers never run."""

@@ -1,0 +1,53 @@
+"""Device set-up: the forward layout settled per process, cgroup CPU quotas, TensorFlow's threading."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from transforms.devices import (
+    CPU_MICRO_BATCH_SIZE,
+    ForwardLayout,
+    cgroup_cpu_limit,
+    configure_tensorflow,
+    forward_layout,
+    usable_cores,
+)
+
+
+def test_forward_layout_settles_automatic_values() -> None:
+    # Negative threads or micro-batch sizes are refused where the user gives them (test_build's
+    # batch_bounds tests); the process's cores come from usable_cores, never above the machine's.
+    assert CPU_MICRO_BATCH_SIZE == 8
+    # CPUs, a process with the whole 2-core machine: a thread per core, micro-batches of 8, one core per op.
+    assert forward_layout(0, 0, 32, False, 2, 2) == ForwardLayout(2, 8, 1)
+    # One thread asked for: its ops spread over every core (0: TensorFlow's default).
+    assert forward_layout(1, 0, 32, False, 2, 2) == ForwardLayout(1, 8, 0)
+    # A worker process with 4 of 16 cores: 4 threads of one core; 2 threads get 2 cores each.
+    assert forward_layout(0, 0, 32, False, 4, 16) == ForwardLayout(4, 8, 1)
+    assert forward_layout(2, 0, 32, False, 4, 16) == ForwardLayout(2, 8, 2)
+    # Micro-batches never exceed the batch; an explicit size stands.
+    assert forward_layout(0, 0, 4, False, 2, 2) == ForwardLayout(2, 4, 1)
+    assert forward_layout(0, 16, 32, False, 2, 2) == ForwardLayout(2, 16, 1)
+    # A GPU: one thread, whole batches, TensorFlow's own threading.
+    assert forward_layout(0, 0, 32, True, 2, 2) == ForwardLayout(1, 32, 0)
+
+
+def test_cgroup_cpu_limit_reads_quota_over_period() -> None:
+    assert cgroup_cpu_limit("max 100000\n") is None
+    assert cgroup_cpu_limit("200000 100000\n") == 2
+    assert cgroup_cpu_limit("150000 100000") == 1  # 1.5 cores: one thread per whole core
+    assert cgroup_cpu_limit("50000 100000") == 1
+    assert 1 <= usable_cores() <= (os.cpu_count() or 1)
+
+
+def test_threading_set_too_late_is_a_warning_not_a_failure(caplog: pytest.LogCaptureFixture) -> None:
+    import tensorflow as tf
+
+    tf.constant(1.0) + 1.0  # the runtime is running from here on
+    in_force = tf.config.threading.get_intra_op_parallelism_threads()
+    with caplog.at_level("WARNING", logger="transforms.devices"):
+        configure_tensorflow(intra_op_threads=in_force + 3)
+    assert "TensorFlow started before cam-audit could set" in caplog.text
+    assert tf.config.threading.get_intra_op_parallelism_threads() == in_force

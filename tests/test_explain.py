@@ -1,0 +1,54 @@
+"""ExplainCams: each inferred image becomes a record, with its heatmap written beside."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.testing.util import assert_that, equal_to
+
+from tests.conftest import TEST_FACTS, loaded_image, local_pipeline
+from transforms.explain import ExplainCams
+from transforms.inference import InferredImage
+from transforms.schema import Prediction
+
+
+def test_explain_cams_writes_heatmaps_and_records(tmp_path: Path) -> None:
+    cam = np.zeros((4, 5), dtype=np.float32)
+    cam[3, 1] = 2.0
+    inferred = [
+        InferredImage(loaded_image(0), Prediction((0.2, 0.8), 1, cam)),
+        InferredImage(loaded_image(1), Prediction((0.9, 0.1), 0, -np.ones((4, 5), np.float32))),
+    ]
+    heatmaps = tmp_path / "heatmaps"
+    with local_pipeline() as p:
+        records = p | beam.Create(inferred) | ExplainCams(TEST_FACTS, str(heatmaps), "png")
+        fields = records | beam.Map(
+            lambda r: (r["image_path"], r["status"], r["peak_x"] is not None, r["coverage"] > 0, r["heatmap_path"])
+        )
+        assert_that(
+            fields,
+            equal_to(
+                [
+                    ("img0.png", "ok", True, True, str(heatmaps / "img0.png.png")),
+                    ("img1.png", "ok", False, False, str(heatmaps / "img1.png.png")),
+                ]
+            ),
+        )
+    assert (heatmaps / "img0.png.png").stat().st_size > 0 and (heatmaps / "img1.png.png").stat().st_size > 0
+
+
+def test_records_only_writes_no_heatmap(tmp_path: Path) -> None:
+    cam = np.zeros((4, 5), dtype=np.float32)
+    cam[0, 0] = 1.0
+    with local_pipeline() as p:
+        records = (
+            p
+            | beam.Create([InferredImage(loaded_image(0), Prediction((0.2, 0.8), 1, cam))])
+            | ExplainCams(TEST_FACTS, None)
+        )
+        # The hot cell is the top-left one and the border is clamped: the first maximum is pixel (0, 0).
+        fields = records | beam.Map(lambda r: (r["status"], r["heatmap_path"], r["peak_x"], r["peak_y"]))
+        assert_that(fields, equal_to([("ok", None, 0, 0)]))
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,47 @@
+"""The one I/O module: bytes written, read, matched and deleted through Beam's FileSystems."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+from transforms import files
+
+
+def test_write_read_match_delete_round_trip(tmp_path: Path) -> None:
+    first, second = tmp_path / "out" / "records" / "a.parquet", tmp_path / "out" / "records" / "b.parquet"
+    files.write_bytes(str(second), b"second")  # local folders are created as needed
+    files.write_bytes(str(first), b"first")
+    files.write_bytes(str(tmp_path / "out" / "records" / "notes.txt"), b"not a record")
+    assert files.exists(str(first)) and files.exists(str(tmp_path / "out" / "records"))
+    assert files.read_bytes(str(first)) == b"first" and first.read_bytes() == b"first"
+    assert files.matching(str(tmp_path / "out" / "records" / "*.parquet")) == [str(first), str(second)]
+    assert files.matching(str(tmp_path / "nowhere" / "*.parquet")) == []
+    files.delete([str(first), str(second)])
+    assert not first.exists() and not second.exists() and (tmp_path / "out" / "records" / "notes.txt").exists()
+    assert not files.exists(str(first))
+
+
+def test_delete_of_nothing_does_nothing_and_folders_go_whole(tmp_path: Path) -> None:
+    files.write_bytes(str(tmp_path / "heatmaps" / "a" / "b.jpg"), b"jpg")
+    files.delete([])
+    assert (tmp_path / "heatmaps" / "a" / "b.jpg").exists()
+    files.delete([str(tmp_path / "heatmaps")])
+    assert not (tmp_path / "heatmaps").exists()
+
+
+def test_read_head_reads_at_most_the_first_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "manifest.csv"
+    path.write_bytes(b"image_path,label\na.png,1\n")
+    assert files.read_head(str(path), 10) == b"image_path"
+    assert files.read_head(str(path), 1000) == b"image_path,label\na.png,1\n"
+    assert files.read_head(str(path), 0) == b""
+
+
+def test_bytes_are_never_decompressed_by_extension(tmp_path: Path) -> None:
+    compressed = gzip.compress(b"payload")
+    path = tmp_path / "model.h5.gz"
+    files.write_bytes(str(path), compressed)
+    assert path.read_bytes() == compressed  # nor compressed on the way in
+    assert files.read_bytes(str(path)) == compressed
+    assert files.read_head(str(path), 2) == compressed[:2]

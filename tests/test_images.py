@@ -1,0 +1,25 @@
+"""LoadImages: every manifest entry becomes a decoded image or an error row."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+from apache_beam.testing.util import assert_that, equal_to
+
+from tests.conftest import TEST_FACTS, TINY_INPUT, TinyArchive, local_pipeline
+from transforms.images import LoadImages
+from transforms.mura import ManifestEntry
+
+
+def test_load_images_splits_good_and_error_rows(tiny_archive: TinyArchive) -> None:
+    entries = [ManifestEntry(image_path=path) for path in [*tiny_archive.good, *tiny_archive.bad]]
+    with local_pipeline() as p:
+        images, errors = (
+            p | beam.Create(entries) | LoadImages(str(tiny_archive.root), (TINY_INPUT, TINY_INPUT), TEST_FACTS)
+        )
+        shapes = images | "Shapes" >> beam.Map(
+            lambda i: (i.entry.image_path, i.rgb.shape[1], i.rgb.shape[0], i.model_input.shape)
+        )
+        expected = [(path, w, h, (TINY_INPUT, TINY_INPUT, 3)) for path, (w, h) in tiny_archive.sizes.items()]
+        assert_that(shapes, equal_to(expected), label="GoodImages")
+        reasons = errors | "Reasons" >> beam.Map(lambda r: (r["image_path"], r["status"]))
+        assert_that(reasons, equal_to([(path, "error") for path in tiny_archive.bad]), label="ErrorRows")

@@ -1,0 +1,34 @@
+"""ReadManifest: MURA path lists and CSV manifests, one entry per non-blank line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import apache_beam as beam
+from apache_beam.testing.util import assert_that, equal_to
+
+from tests.conftest import TinyArchive, local_pipeline
+from transforms.manifest import ReadManifest, inspect_manifest
+
+
+def test_read_manifest_mura_skips_blank_lines(tiny_archive: TinyArchive) -> None:
+    fmt, columns = inspect_manifest(str(tiny_archive.manifest), "auto")
+    assert fmt == "mura" and columns is None
+    expected = sorted([*tiny_archive.good, *tiny_archive.bad])
+    with local_pipeline() as p:
+        paths = p | ReadManifest(str(tiny_archive.manifest), columns) | beam.Map(lambda e: e.image_path)
+        assert_that(paths, equal_to(expected))
+
+
+def test_read_manifest_csv_with_header_and_labels(tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("image_path,label\n\na.png,1\nb.png,0\n c.png , \n,1\n")
+    fmt, columns = inspect_manifest(str(manifest), "auto")
+    assert fmt == "csv"
+    with local_pipeline() as p:
+        entries = p | ReadManifest(str(manifest), columns)
+        summary = entries | beam.Map(lambda e: (e.image_path, e.label, e.error is None))
+        assert_that(
+            summary,
+            equal_to([("a.png", 1, True), ("b.png", 0, True), ("c.png", None, True), (",1", None, False)]),
+        )

@@ -47,7 +47,7 @@ class CamAuditOptions(PipelineOptions):
     """cam-audit's own options; Beam's (--runner, --direct_num_workers, Dataflow's...) pass through."""
 
     @classmethod
-    def _add_argparse_args(cls, parser) -> None:  # noqa: ANN001 - Beam's argparse wrapper
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group("cam-audit")
         group.add_argument(
             "--manifest",

@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import logging
 import os
 import uuid
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import DebugOptions, DirectOptions, PipelineOptions, StandardOptions
 
+from pipeline.consolidate import CommittedRows, committed_files, read_committed, scan_manifest
 from pipeline.options import CamAuditOptions
-from pipeline.summary import record_files
 from transforms import files
 from transforms.cam_head import find_cam_head, model_input_size
 from transforms.devices import usable_cores
 from transforms.explain import ExplainCams
 from transforms.images import LoadImages
+from transforms.imaging import DEFAULT_MAX_PIXELS
 from transforms.inference import CamModelLoader, InferCams
 from transforms.manifest import ReadManifest, inspect_manifest, read_labels
 from transforms.model_files import load_keras_model
 from transforms.mura import default_data_root
-from transforms.output_paths import heatmaps_dir
+from transforms.output_paths import heatmaps_dir, is_uri, join_path
+from transforms.overlay import DEFAULT_HEATMAP_MAX_SIDE
 from transforms.records import WriteRecords
 from transforms.schema import RunFacts
 
@@ -45,6 +48,11 @@ class AuditPlan:
     heatmap_dir: str | None
     heatmap_format: str
     record_shards: int
+    path_counts: dict[str, int]  # manifest lines naming each image path: the rows a complete run holds
+    done_paths: frozenset[str] = frozenset()  # --resume: image paths that already have a row
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    sixteen_bit: str = "minmax"
+    heatmap_max_side: int = DEFAULT_HEATMAP_MAX_SIDE
 
 
 def new_run_id() -> str:
@@ -57,22 +65,66 @@ def _require(value: object, flag: str) -> None:
         raise ValueError(f"{flag} is required (see --help)")
 
 
-def previous_records(output_dir: str, overwrite: bool) -> list[str]:
-    """The record files an earlier run left, which only --overwrite may replace (two runs never mix)."""
-    previous = record_files(output_dir)
-    if previous and not overwrite:
+def previous_records(output_dir: str, overwrite: bool, resume: bool = False) -> list[str]:
+    """The record files an earlier run left, which only --overwrite may replace (two runs never mix).
+
+    They include the per-bundle files of an interrupted run; --resume continues from them instead.
+    """
+    if overwrite and resume:
+        raise ValueError("--resume continues the run in --output and --overwrite replaces it: pass one, not both")
+    previous = committed_files(output_dir)
+    if previous and not (overwrite or resume):
         raise ValueError(
             f"--output {output_dir!r} already holds {len(previous)} record file(s) from an earlier run; "
-            "pass --overwrite to replace them or choose another --output"
+            "pass --resume to continue it, --overwrite to replace it, or choose another --output"
         )
-    return previous
+    return [] if resume else previous
+
+
+def check_resumable(committed: CommittedRows, model_sha256: str, threshold: float) -> None:
+    """A --resume must finish the run it continues: same model, same threshold (rows would not compare)."""
+    if committed.model_sha256s - {model_sha256}:
+        raise ValueError(
+            f"--resume: the records in --output were made by another model (SHA-256 "
+            f"{sorted(committed.model_sha256s)[0][:12]}..., this one is {model_sha256[:12]}...); "
+            "pass the same --model, or --overwrite"
+        )
+    if committed.thresholds - {threshold}:
+        raise ValueError(
+            f"--resume: the records in --output used --threshold {sorted(committed.thresholds)}, "
+            f"not {threshold}; pass the same --threshold, or --overwrite"
+        )
+
+
+def check_output_writable(output_dir: str) -> None:
+    """A local --output must be creatable: its nearest existing ancestor is a writable folder (nothing is written).
+
+    Remote folders (gs://, s3://) are checked by prepare_output's probe, the first write of the run.
+    """
+    if is_uri(output_dir):
+        return
+    ancestor = os.path.abspath(output_dir)
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise ValueError(f"--output {output_dir!r} cannot be created: {ancestor!r} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(f"--output {output_dir!r} is not writable: no write permission on {ancestor!r}")
 
 
 def prepare_output(plan: AuditPlan) -> None:
     """The one step that changes the output folder before the run: remove what --overwrite replaces.
 
-    It takes a plan, so it can only run once every check of `plan_audit` has passed.
+    It takes a plan, so it can only run once every check of `plan_audit` has passed. A probe file is
+    written and deleted first, so an output folder that cannot be written (a read-only bucket) fails
+    here, with exit 2, before anything is deleted or any image read.
     """
+    probe = join_path(plan.output_dir, files.TEMP_PREFIX + "probe")
+    try:
+        files.write_bytes(probe, b"")
+        files.delete([probe])
+    except Exception as exc:  # noqa: BLE001 - any failure to write there is the same configuration error
+        raise ValueError(f"--output {plan.output_dir!r} is not writable: {type(exc).__name__}: {exc}") from exc
     files.delete(plan.previous_records)
 
 
@@ -120,6 +172,32 @@ def batch_bounds(options: CamAuditOptions) -> tuple[int, int]:
     return min_batch, max_batch
 
 
+def check_image_options(options: CamAuditOptions) -> None:
+    """The pixel budget and heatmap size must be positive."""
+    if options.max_pixels < 1:
+        raise ValueError(f"--max_pixels must be >= 1, got {options.max_pixels}")
+    if options.heatmap_max_side < 1:
+        raise ValueError(f"--heatmap_max_side must be >= 1, got {options.heatmap_max_side}")
+    if options.record_shards < 0:
+        raise ValueError(f"--record_shards must be >= 0 (0: by size), got {options.record_shards}")
+
+
+def check_labels_match(labels: dict[str, int], studies: frozenset[str], labels_file: str) -> None:
+    """A labels file must name some of the manifest's studies: none is an error, some a warning with counts."""
+    matched = len(studies & labels.keys())
+    if studies and matched == 0:
+        raise ValueError(
+            f"--labels_file {labels_file!r} names none of the manifest's {len(studies)} studies "
+            f"(it names {len(labels)}, e.g. {sorted(labels)[:1]}; the manifest's are like {sorted(studies)[:1]}): "
+            "wrong split or wrong file?"
+        )
+    if matched < len(studies):
+        logging.warning(
+            "--labels_file %r names %d of the manifest's %d studies; the other %d keep the label their path gives",
+            labels_file, matched, len(studies), len(studies) - matched,
+        )
+
+
 def plan_audit(options: CamAuditOptions) -> AuditPlan:
     """Check every option, the manifest, the output folder and the model; touch nothing.
 
@@ -147,9 +225,17 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         cores=cores_per_process(options),
     )
     class_names = tuple(name.strip() for name in options.class_names.split(",") if name.strip())
-    previous = previous_records(options.output, options.overwrite)
+    check_image_options(options)
+    check_output_writable(options.output)
+    previous = previous_records(options.output, options.overwrite, options.resume)
     manifest_format, columns = inspect_manifest(options.manifest, options.manifest_format)
+    scan = scan_manifest(options.manifest, columns)
+    if not scan.path_counts:
+        raise ValueError(f"--manifest {options.manifest!r} names no image (only blank lines or a header)")
     labels = read_labels(options.labels_file) if options.labels_file else None
+    if labels is not None:
+        check_labels_match(labels, scan.study_keys, options.labels_file)
+    committed = read_committed(options.output) if options.resume else None
 
     loader.configure_process()
     model, sha256 = load_keras_model(options.model)
@@ -163,6 +249,11 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
     if options.cam_class is not None and not 0 <= options.cam_class < head.num_classes:
         raise ValueError(f"--cam_class must be in [0, {head.num_classes - 1}], got {options.cam_class}")
     del model  # the launcher only checks it; workers load their own copy
+    run_id = options.run_id
+    if committed is not None:
+        check_resumable(committed, sha256, float(options.threshold))
+        # The resumed run keeps the interrupted run's id, so its records equal an uninterrupted run's.
+        run_id = run_id or (next(iter(committed.run_ids)) if len(committed.run_ids) == 1 else None)
 
     return AuditPlan(
         manifest=options.manifest,
@@ -174,7 +265,7 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         loader=loader,
         input_size=input_size,
         facts=RunFacts(
-            run_id=options.run_id or new_run_id(),
+            run_id=run_id or new_run_id(),
             model_sha256=sha256,
             threshold=float(options.threshold),
             class_names=class_names,
@@ -185,6 +276,11 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         heatmap_dir=None if options.no_heatmaps else heatmaps_dir(options.output),
         heatmap_format=options.heatmap_format,
         record_shards=options.record_shards,
+        path_counts=scan.path_counts,
+        done_paths=committed.image_paths if committed is not None else frozenset(),
+        max_pixels=options.max_pixels,
+        sixteen_bit=options.sixteen_bit,
+        heatmap_max_side=options.heatmap_max_side,
     )
 
 
@@ -197,9 +293,15 @@ def build_audit(
     the benchmark's RunInference alternative swaps that one stage and shares the rest.
     """
     entries = pipeline | "ReadManifest" >> ReadManifest(plan.manifest, plan.csv_columns, plan.labels)
-    images, error_records = entries | "LoadImages" >> LoadImages(plan.data_root, plan.input_size, plan.facts)
+    if plan.done_paths:
+        entries = entries | "SkipDone" >> beam.Filter(lambda entry, done: entry.image_path not in done, plan.done_paths)
+    images, error_records = entries | "LoadImages" >> LoadImages(
+        plan.data_root, plan.input_size, plan.facts, plan.max_pixels, plan.sixteen_bit
+    )
     inferred = images | "InferCams" >> (
         inference or InferCams(plan.loader, plan.min_batch_size, plan.max_batch_size)
     )
-    ok_records = inferred | "ExplainCams" >> ExplainCams(plan.facts, plan.heatmap_dir, plan.heatmap_format)
-    return (ok_records, error_records) | "WriteRecords" >> WriteRecords(plan.output_dir, plan.record_shards)
+    ok_records = inferred | "ExplainCams" >> ExplainCams(
+        plan.facts, plan.heatmap_dir, plan.heatmap_format, plan.heatmap_max_side
+    )
+    return (ok_records, error_records) | "WriteRecords" >> WriteRecords(plan.output_dir)

@@ -68,7 +68,7 @@ def test_jpeg_decodes_close_to_source() -> None:
         (b"", "empty file"),
         (encode(RGB)[:100], "truncated PNG"),
         (encode(RGB, "JPEG")[:200], "truncated JPEG"),
-        (b"GIF89a not really", "not a decodable image"),
+        (b"GIF89a not really", "not a PNG or JPEG file"),
     ],
 )
 def test_bad_bytes_raise_a_reason(data: bytes, reason: str) -> None:

@@ -11,6 +11,9 @@ RECORDS_DIR = "records"  # OUTPUT/records/*.parquet
 OK_PREFIX = "part"  # records/part-SSSSS-of-NNNNN.parquet: the images that were audited
 ERROR_PREFIX = "errors"  # records/errors-SSSSS-of-NNNNN.parquet: the manifest lines that could not be
 RUN_INFO_FILE = "run_info.json"
+# records/_bundles/<part|errors>-<uuid>.parquet: what the workers committed, one file per bundle; the
+# launcher consolidates them into records/part-* and records/errors-* (pipeline/consolidate.py).
+BUNDLES_DIR = "_bundles"
 
 
 def is_uri(path: str) -> bool:
@@ -33,6 +36,11 @@ def heatmaps_dir(output_dir: str) -> str:
 def records_dir(output_dir: str) -> str:
     """Where a run's Parquet records go."""
     return join_path(output_dir, RECORDS_DIR)
+
+
+def bundles_dir(output_dir: str) -> str:
+    """Where workers commit per-bundle record files before the launcher consolidates them."""
+    return join_path(records_dir(output_dir), BUNDLES_DIR)
 
 
 _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$")

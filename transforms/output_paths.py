@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os.path
 import posixpath
 import re
@@ -55,6 +56,21 @@ def _safe_component(component: str) -> str:
     return "_" if cleaned in ("", ".", "..") else cleaned
 
 
+# Most filesystems cap a name at 255 bytes; a heatmap name adds its extension to the image's name.
+_MAX_NAME_BYTES = 255
+
+
+def _fit_name(name: str, suffix: str) -> str:
+    """`name + suffix`, or a shortened name with a hash of the whole when that exceeds _MAX_NAME_BYTES."""
+    full = name + suffix
+    if len(full.encode("utf-8")) <= _MAX_NAME_BYTES:
+        return full
+    digest = "~" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
+    budget = _MAX_NAME_BYTES - len((digest + suffix).encode("utf-8"))
+    head = name.encode("utf-8")[:budget].decode("utf-8", errors="ignore")
+    return head + digest + suffix
+
+
 def heatmap_relative_path(image_path: str, image_format: str) -> str:
     """Relative heatmap path for a manifest image path, always inside the heatmaps folder.
 
@@ -82,5 +98,5 @@ def heatmap_relative_path(image_path: str, image_format: str) -> str:
             components.append(_safe_component(component))
     if not components:
         components = ["_"]
-    components[-1] = f"{components[-1]}.{image_format}"
+    components[-1] = _fit_name(components[-1], f".{image_format}")
     return "/".join(prefix + components)

@@ -7,6 +7,9 @@ import importlib
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, _BeamArgumentParser
 
+# Runners whose module Beam's StandardOptions.ALL_KNOWN_RUNNERS does not list (Beam 2.77), by class path.
+_MORE_RUNNERS = ("apache_beam.runners.dask.dask_runner.DaskRunner",)
+
 
 def import_runner_options(runner: str | None) -> None:
     """Import the chosen runner's module, so its own options class (DaskRunner's DaskOptions...) registers.
@@ -16,7 +19,7 @@ def import_runner_options(runner: str | None) -> None:
     """
     if not runner:
         return
-    known = {path.rsplit(".", 1)[-1].lower(): path for path in StandardOptions.ALL_KNOWN_RUNNERS}
+    known = {path.rsplit(".", 1)[-1].lower(): path for path in (*StandardOptions.ALL_KNOWN_RUNNERS, *_MORE_RUNNERS)}
     path = known.get(runner.lower(), known.get(runner.lower() + "runner", runner))
     if "." in path:
         try:

@@ -25,7 +25,7 @@ from transforms.model_files import load_keras_model
 from transforms.mura import default_data_root
 from transforms.output_paths import heatmaps_dir, is_uri, join_path
 from transforms.overlay import DEFAULT_HEATMAP_MAX_SIDE
-from transforms.records import WriteRecords
+from transforms.records import ROWS_PER_BUNDLE_FILE, WriteRecords
 from transforms.schema import RunFacts
 
 
@@ -53,6 +53,7 @@ class AuditPlan:
     max_pixels: int = DEFAULT_MAX_PIXELS
     sixteen_bit: str = "minmax"
     heatmap_max_side: int = DEFAULT_HEATMAP_MAX_SIDE
+    records_per_commit: int = ROWS_PER_BUNDLE_FILE
 
 
 def new_run_id() -> str:
@@ -178,6 +179,8 @@ def check_image_options(options: CamAuditOptions) -> None:
         raise ValueError(f"--max_pixels must be >= 1, got {options.max_pixels}")
     if options.heatmap_max_side < 1:
         raise ValueError(f"--heatmap_max_side must be >= 1, got {options.heatmap_max_side}")
+    if options.records_per_commit < 1:
+        raise ValueError(f"--records_per_commit must be >= 1, got {options.records_per_commit}")
     if options.record_shards < 0:
         raise ValueError(f"--record_shards must be >= 0 (0: by size), got {options.record_shards}")
 
@@ -281,6 +284,7 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         max_pixels=options.max_pixels,
         sixteen_bit=options.sixteen_bit,
         heatmap_max_side=options.heatmap_max_side,
+        records_per_commit=options.records_per_commit,
     )
 
 
@@ -304,4 +308,4 @@ def build_audit(
     ok_records = inferred | "ExplainCams" >> ExplainCams(
         plan.facts, plan.heatmap_dir, plan.heatmap_format, plan.heatmap_max_side
     )
-    return (ok_records, error_records) | "WriteRecords" >> WriteRecords(plan.output_dir)
+    return (ok_records, error_records) | "WriteRecords" >> WriteRecords(plan.output_dir, plan.records_per_commit)

@@ -10,6 +10,7 @@ from transforms.imaging import DEFAULT_MAX_PIXELS, SIXTEEN_BIT_MODES
 from transforms.methods.base import PREPROCESS_MODES
 from transforms.mura import MANIFEST_FORMATS
 from transforms.overlay import DEFAULT_HEATMAP_MAX_SIDE, HEATMAP_FORMATS
+from transforms.records import ROWS_PER_BUNDLE_FILE
 
 
 def help_text(prog: str = "python -m pipeline.run") -> str:
@@ -200,4 +201,12 @@ class CamAuditOptions(PipelineOptions):
             default=False,
             help="Continue an interrupted run in the same --output: images that already have a record are "
             "not recomputed, and records/ ends with one row per manifest line. Not with --overwrite.",
+        )
+        group.add_argument(
+            "--records_per_commit",
+            type=int,
+            default=ROWS_PER_BUNDLE_FILE,
+            help=f"Records a worker holds before committing them to records/_bundles/ (default "
+            f"{ROWS_PER_BUNDLE_FILE}); every bundle also commits at its end. An interrupted run loses at "
+            "most this many audited images per worker to --resume.",
         )

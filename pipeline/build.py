@@ -18,7 +18,7 @@ from transforms.cam_head import find_cam_head, model_input_size
 from transforms.devices import usable_cores
 from transforms.explain import ExplainCams
 from transforms.images import LoadImages
-from transforms.imaging import DEFAULT_MAX_PIXELS
+from transforms.imaging import DEFAULT_MAX_PIXELS, DecodePolicy
 from transforms.inference import CamModelLoader, InferCams
 from transforms.manifest import ReadManifest, inspect_manifest, read_labels
 from transforms.model_files import load_keras_model
@@ -247,7 +247,7 @@ def build_audit(
     if plan.done_paths:
         entries = entries | "SkipDone" >> beam.Filter(lambda entry, done: entry.image_path not in done, plan.done_paths)
     images, error_records = entries | "LoadImages" >> LoadImages(
-        plan.data_root, plan.input_size, plan.facts, plan.max_pixels, plan.sixteen_bit
+        plan.data_root, plan.input_size, plan.facts, DecodePolicy(plan.max_pixels, plan.sixteen_bit)
     )
     inferred = images | "InferCams" >> (
         inference or InferCams(plan.loader, plan.min_batch_size, plan.max_batch_size)

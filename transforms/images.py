@@ -9,7 +9,7 @@ import apache_beam as beam
 import numpy as np
 
 from transforms import files
-from transforms.imaging import DEFAULT_MAX_PIXELS, ImageDecodeError, load_model_input
+from transforms.imaging import DecodePolicy, ImageDecodeError, load_model_input
 from transforms.mura import ManifestEntry, PathOutsideRootError, resolve_image_path
 from transforms.schema import RunFacts, to_record
 
@@ -43,19 +43,11 @@ def describe_read_error(uri: str, exc: Exception) -> str:
 class _LoadImageDoFn(beam.DoFn):
     """ManifestEntry -> LoadedImage, or an error record on the `errors` output."""
 
-    def __init__(
-        self,
-        data_root: str,
-        input_size: tuple[int, int],
-        facts: RunFacts,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-        sixteen_bit: str = "minmax",
-    ) -> None:
+    def __init__(self, data_root: str, input_size: tuple[int, int], facts: RunFacts, decode: DecodePolicy) -> None:
         self._data_root = data_root
         self._height, self._width = input_size
         self._facts = facts
-        self._max_pixels = max_pixels
-        self._sixteen_bit = sixteen_bit
+        self._decode = decode
         self._loaded = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "images_loaded")
         self._failed = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "images_failed")
 
@@ -73,7 +65,11 @@ class _LoadImageDoFn(beam.DoFn):
         if reason is None:
             try:
                 rgb, model_input = load_model_input(
-                    data, self._height, self._width, max_pixels=self._max_pixels, sixteen_bit=self._sixteen_bit
+                    data,
+                    self._height,
+                    self._width,
+                    max_pixels=self._decode.max_pixels,
+                    sixteen_bit=self._decode.sixteen_bit,
                 )
             except ImageDecodeError as exc:
                 reason = f"{exc} ({uri})"
@@ -89,15 +85,10 @@ class LoadImages(beam.PTransform):
     """Decodes images; returns (loaded images, error records)."""
 
     def __init__(
-        self,
-        data_root: str,
-        input_size: tuple[int, int],
-        facts: RunFacts,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-        sixteen_bit: str = "minmax",
+        self, data_root: str, input_size: tuple[int, int], facts: RunFacts, decode: DecodePolicy | None = None
     ) -> None:
         super().__init__()
-        self._dofn = _LoadImageDoFn(data_root, input_size, facts, max_pixels, sixteen_bit)
+        self._dofn = _LoadImageDoFn(data_root, input_size, facts, decode or DecodePolicy())
 
     def expand(self, entries: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
         results = entries | "Decode" >> beam.ParDo(self._dofn).with_outputs(ERRORS, main="images")

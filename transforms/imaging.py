@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 
@@ -19,6 +21,14 @@ SIXTEEN_BIT_MODES = ("minmax", "scale")
 # Radiographs are at most ~3000 x 3500 px (a 43 cm detector at 0.14 mm); 50 MP leaves room for any
 # real one while a decoded image stays a few hundred MB at worst (16-bit RGBA).
 DEFAULT_MAX_PIXELS = 50_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodePolicy:
+    """How bytes become pixels: the pixel budget (--max_pixels, None: none) and the 16-bit map (--sixteen_bit)."""
+
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    sixteen_bit: str = "minmax"
 
 
 class ImageDecodeError(ValueError):

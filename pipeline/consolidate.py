@@ -39,10 +39,21 @@ class ManifestScan:
 
 
 def scan_manifest(manifest: str, columns: list[str] | None) -> ManifestScan:
-    """Count the image paths and collect the studies of a manifest, parsing lines as ReadManifest does."""
+    """Count the image paths and collect the studies of a manifest, parsing lines as ReadManifest does.
+
+    Raises ValueError for a line that is not UTF-8.
+    """
     counts: collections.Counter[str] = collections.Counter()
     studies: set[str] = set()
-    for line in files.read_lines(manifest):
+    for number, raw in enumerate(files.read_lines(manifest), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # Beam's ReadFromText would fail the whole job on this line after hours of work: refuse now.
+            raise ValueError(
+                f"--manifest {manifest!r} line {number} is not UTF-8 ({exc.reason} at byte {exc.start}: "
+                f"{raw[:80]!r}); save the manifest as UTF-8"
+            ) from exc
         entry = manifest_entry(line, columns, None)
         if entry is not None:
             counts[entry.image_path] += 1

@@ -62,4 +62,4 @@ def test_rename_and_read_lines(tmp_path: Path) -> None:
     files.write_bytes(str(tmp_path / "a.txt"), "one\r\ntwo é\n\nthree".encode())
     files.rename(str(tmp_path / "a.txt"), str(tmp_path / "b.txt"))
     assert not (tmp_path / "a.txt").exists()
-    assert list(files.read_lines(str(tmp_path / "b.txt"))) == ["one\r\n", "two é\n", "\n", "three"]
+    assert list(files.read_lines(str(tmp_path / "b.txt"))) == [b"one\r\n", "two é\n".encode(), b"\n", b"three"]

@@ -45,13 +45,15 @@ def test_bad_options_exit_2_and_write_nothing(
 
 def test_bad_manifests_exit_2(tiny_model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     output = tmp_path / "out"
-    blank, header_only = tmp_path / "blank.csv", tmp_path / "header.csv"
+    blank, header_only, latin1 = tmp_path / "blank.csv", tmp_path / "header.csv", tmp_path / "latin1.csv"
     blank.write_text("\n  \r\n")
     header_only.write_text("image_path,label\n\n")
+    latin1.write_bytes("image_path\na.png\nb\u00e9.png\n".encode("latin-1"))
     for manifest, message in [
         (tmp_path / "absent.csv", "does not exist"),
         (blank, "has no non-blank line"),
         (header_only, "names no image"),
+        (latin1, "line 3 is not UTF-8"),
     ]:
         argv = ["--manifest", str(manifest), "--model", str(tiny_model_path), "--output", str(output)]
         assert message in refused(argv, output, capsys)

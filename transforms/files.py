@@ -30,11 +30,10 @@ def read_head(path: str, size: int) -> bytes:
         return handle.read(size)
 
 
-def read_lines(path: str) -> Iterator[str]:
-    """A text file's lines, streamed and split on '\\n' as Beam's ReadFromText splits them (UTF-8)."""
+def read_lines(path: str) -> Iterator[bytes]:
+    """A file's lines as bytes, streamed and split on '\\n' as Beam's ReadFromText splits them."""
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-        for raw in handle:
-            yield raw.decode("utf-8", errors="replace")
+        yield from handle
 
 
 def create(path: str) -> BinaryIO:

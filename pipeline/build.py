@@ -82,8 +82,6 @@ def previous_records(output_dir: str, overwrite: bool, resume: bool = False) -> 
     return [] if resume else previous
 
 
-
-
 def prepare_output(plan: AuditPlan) -> None:
     """The one step that changes the output folder before the run: remove what --overwrite replaces.
 
@@ -142,10 +140,6 @@ def batch_bounds(options: CamAuditOptions) -> tuple[int, int]:
     if options.micro_batch_size < 0:
         raise ValueError(f"--micro_batch_size must be >= 0 (0: automatic), got {options.micro_batch_size}")
     return min_batch, max_batch
-
-
-
-
 
 
 def plan_audit(options: CamAuditOptions) -> AuditPlan:

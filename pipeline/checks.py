@@ -65,5 +65,8 @@ def check_labels_match(labels: dict[str, int], studies: frozenset[str], labels_f
     if matched < len(studies):
         logging.warning(
             "--labels_file %r names %d of the manifest's %d studies; the other %d keep the label their path gives",
-            labels_file, matched, len(studies), len(studies) - matched,
+            labels_file,
+            matched,
+            len(studies),
+            len(studies) - matched,
         )

@@ -214,8 +214,8 @@ def consolidate(output_dir: str, counts: dict[str, int], ok_shards: int = 0) -> 
     statuses = []
     for path in sources:
         table = pq.read_table(pa.BufferReader(files.read_bytes(path)), columns=["image_path", "status"])
-        statuses.append(list(zip(table.column("image_path").to_pylist(),
-                                 (s == STATUS_OK for s in table.column("status").to_pylist()), strict=True)))
+        is_ok = [status == STATUS_OK for status in table.column("status").to_pylist()]
+        statuses.append(list(zip(table.column("image_path").to_pylist(), is_ok, strict=True)))
     selections, dropped, missing = select_rows(statuses, counts)
     ok_total = sum(is_ok for selection in selections for _, is_ok in selection.rows)
     error_total = sum(not is_ok for selection in selections for _, is_ok in selection.rows)

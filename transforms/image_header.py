@@ -72,6 +72,5 @@ def check_pixel_budget(width: int, height: int, max_pixels: int) -> None:
     """Refuse an image above the pixel budget before it is decoded (a small file can hold a huge image)."""
     if width * height > max_pixels:
         raise ImageHeaderError(
-            f"image above --max_pixels: {width}x{height} = {width * height:,} pixels, limit {max_pixels:,}; "
-            "not decoded"
+            f"image above --max_pixels: {width}x{height} = {width * height:,} pixels, limit {max_pixels:,}; not decoded"
         )

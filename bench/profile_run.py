@@ -27,9 +27,9 @@ STAGE_ENTRY_POINTS = (
     ("explain: CAM upsample, peak, coverage", "transforms/cam.py", "explain_cam"),
     ("explain: overlay render", "transforms/overlay.py", "render_overlay"),
     ("explain: heatmap encode", "transforms/overlay.py", "encode_image"),
-    ("explain: heatmap file write", "transforms/explain.py", "write_bytes"),
+    ("explain: heatmap file write", "transforms/files.py", "write_bytes_atomic"),
     ("explain: record dict", "transforms/schema.py", "to_record"),
-    ("records: Parquet sink", "apache_beam/io/parquetio.py", "write_record"),
+    ("records: Parquet files", "transforms/records.py", "_commit"),
 )
 
 

@@ -20,6 +20,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInf
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.build import build_audit, plan_audit, prepare_output
+from pipeline.consolidate import consolidate
 from pipeline.options import CamAuditOptions, route_labels_flag
 from pipeline.run import local_runner
 from transforms.images import LoadedImage
@@ -128,4 +129,5 @@ def run_runinference_audit(argv: list[str]) -> str:
     inference = RunInferenceCams(audit_options.model, plan.max_batch_size, audit_options.cam_class)
     build_audit(pipeline, plan, inference)
     pipeline.run().wait_until_finish()
+    consolidate(plan.output_dir, plan.path_counts, plan.record_shards)
     return plan.output_dir

@@ -10,19 +10,22 @@ import uuid
 import apache_beam as beam
 from apache_beam.options.pipeline_options import DebugOptions, DirectOptions, PipelineOptions, StandardOptions
 
+from pipeline.checks import check_image_options, check_labels_match, check_output_writable, check_resumable
+from pipeline.consolidate import committed_files, read_committed, scan_manifest
 from pipeline.options import CamAuditOptions
-from pipeline.summary import record_files
 from transforms import files
 from transforms.cam_head import find_cam_head, model_input_size
 from transforms.devices import usable_cores
 from transforms.explain import ExplainCams
 from transforms.images import LoadImages
+from transforms.imaging import DEFAULT_MAX_PIXELS, DecodePolicy
 from transforms.inference import CamModelLoader, InferCams
 from transforms.manifest import ReadManifest, inspect_manifest, read_labels
 from transforms.model_files import load_keras_model
 from transforms.mura import default_data_root
-from transforms.output_paths import heatmaps_dir
-from transforms.records import WriteRecords
+from transforms.output_paths import heatmaps_dir, join_path
+from transforms.overlay import DEFAULT_HEATMAP_MAX_SIDE
+from transforms.records import ROWS_PER_BUNDLE_FILE, WriteRecords
 from transforms.schema import RunFacts
 
 
@@ -45,6 +48,12 @@ class AuditPlan:
     heatmap_dir: str | None
     heatmap_format: str
     record_shards: int
+    path_counts: dict[str, int]  # manifest lines naming each image path: the rows a complete run holds
+    done_paths: frozenset[str] = frozenset()  # --resume: image paths that already have a row
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    sixteen_bit: str = "minmax"
+    heatmap_max_side: int = DEFAULT_HEATMAP_MAX_SIDE
+    records_per_commit: int = ROWS_PER_BUNDLE_FILE
 
 
 def new_run_id() -> str:
@@ -57,22 +66,35 @@ def _require(value: object, flag: str) -> None:
         raise ValueError(f"{flag} is required (see --help)")
 
 
-def previous_records(output_dir: str, overwrite: bool) -> list[str]:
-    """The record files an earlier run left, which only --overwrite may replace (two runs never mix)."""
-    previous = record_files(output_dir)
-    if previous and not overwrite:
+def previous_records(output_dir: str, overwrite: bool, resume: bool = False) -> list[str]:
+    """The record files an earlier run left, which only --overwrite may replace (two runs never mix).
+
+    They include the per-bundle files of an interrupted run; --resume continues from them instead.
+    """
+    if overwrite and resume:
+        raise ValueError("--resume continues the run in --output and --overwrite replaces it: pass one, not both")
+    previous = committed_files(output_dir)
+    if previous and not (overwrite or resume):
         raise ValueError(
             f"--output {output_dir!r} already holds {len(previous)} record file(s) from an earlier run; "
-            "pass --overwrite to replace them or choose another --output"
+            "pass --resume to continue it, --overwrite to replace it, or choose another --output"
         )
-    return previous
+    return [] if resume else previous
 
 
 def prepare_output(plan: AuditPlan) -> None:
     """The one step that changes the output folder before the run: remove what --overwrite replaces.
 
-    It takes a plan, so it can only run once every check of `plan_audit` has passed.
+    It takes a plan, so it can only run once every check of `plan_audit` has passed. A probe file is
+    written and deleted first, so an output folder that cannot be written (a read-only bucket) fails
+    here, with exit 2, before anything is deleted or any image read.
     """
+    probe = join_path(plan.output_dir, files.TEMP_PREFIX + "probe")
+    try:
+        files.write_bytes(probe, b"")
+        files.delete([probe])
+    except Exception as exc:  # noqa: BLE001 - any failure to write there is the same configuration error
+        raise ValueError(f"--output {plan.output_dir!r} is not writable: {type(exc).__name__}: {exc}") from exc
     files.delete(plan.previous_records)
 
 
@@ -147,9 +169,17 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         cores=cores_per_process(options),
     )
     class_names = tuple(name.strip() for name in options.class_names.split(",") if name.strip())
-    previous = previous_records(options.output, options.overwrite)
+    check_image_options(options)
+    check_output_writable(options.output)
+    previous = previous_records(options.output, options.overwrite, options.resume)
     manifest_format, columns = inspect_manifest(options.manifest, options.manifest_format)
+    scan = scan_manifest(options.manifest, columns)
+    if not scan.path_counts:
+        raise ValueError(f"--manifest {options.manifest!r} names no image (only blank lines or a header)")
     labels = read_labels(options.labels_file) if options.labels_file else None
+    if labels is not None:
+        check_labels_match(labels, scan.study_keys, options.labels_file)
+    committed = read_committed(options.output) if options.resume else None
 
     loader.configure_process()
     model, sha256 = load_keras_model(options.model)
@@ -163,6 +193,11 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
     if options.cam_class is not None and not 0 <= options.cam_class < head.num_classes:
         raise ValueError(f"--cam_class must be in [0, {head.num_classes - 1}], got {options.cam_class}")
     del model  # the launcher only checks it; workers load their own copy
+    run_id = options.run_id
+    if committed is not None:
+        check_resumable(committed, sha256, float(options.threshold))
+        # The resumed run keeps the interrupted run's id, so its records equal an uninterrupted run's.
+        run_id = run_id or (next(iter(committed.run_ids)) if len(committed.run_ids) == 1 else None)
 
     return AuditPlan(
         manifest=options.manifest,
@@ -174,7 +209,7 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         loader=loader,
         input_size=input_size,
         facts=RunFacts(
-            run_id=options.run_id or new_run_id(),
+            run_id=run_id or new_run_id(),
             model_sha256=sha256,
             threshold=float(options.threshold),
             class_names=class_names,
@@ -185,6 +220,12 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         heatmap_dir=None if options.no_heatmaps else heatmaps_dir(options.output),
         heatmap_format=options.heatmap_format,
         record_shards=options.record_shards,
+        path_counts=scan.path_counts,
+        done_paths=committed.image_paths if committed is not None else frozenset(),
+        max_pixels=options.max_pixels,
+        sixteen_bit=options.sixteen_bit,
+        heatmap_max_side=options.heatmap_max_side,
+        records_per_commit=options.records_per_commit,
     )
 
 
@@ -197,9 +238,15 @@ def build_audit(
     the benchmark's RunInference alternative swaps that one stage and shares the rest.
     """
     entries = pipeline | "ReadManifest" >> ReadManifest(plan.manifest, plan.csv_columns, plan.labels)
-    images, error_records = entries | "LoadImages" >> LoadImages(plan.data_root, plan.input_size, plan.facts)
+    if plan.done_paths:
+        entries = entries | "SkipDone" >> beam.Filter(lambda entry, done: entry.image_path not in done, plan.done_paths)
+    images, error_records = entries | "LoadImages" >> LoadImages(
+        plan.data_root, plan.input_size, plan.facts, DecodePolicy(plan.max_pixels, plan.sixteen_bit)
+    )
     inferred = images | "InferCams" >> (
         inference or InferCams(plan.loader, plan.min_batch_size, plan.max_batch_size)
     )
-    ok_records = inferred | "ExplainCams" >> ExplainCams(plan.facts, plan.heatmap_dir, plan.heatmap_format)
-    return (ok_records, error_records) | "WriteRecords" >> WriteRecords(plan.output_dir, plan.record_shards)
+    ok_records = inferred | "ExplainCams" >> ExplainCams(
+        plan.facts, plan.heatmap_dir, plan.heatmap_format, plan.heatmap_max_side
+    )
+    return (ok_records, error_records) | "WriteRecords" >> WriteRecords(plan.output_dir, plan.records_per_commit)

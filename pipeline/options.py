@@ -6,9 +6,11 @@ import argparse
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from transforms.imaging import DEFAULT_MAX_PIXELS, SIXTEEN_BIT_MODES
 from transforms.methods.base import PREPROCESS_MODES
 from transforms.mura import MANIFEST_FORMATS
-from transforms.overlay import HEATMAP_FORMATS
+from transforms.overlay import DEFAULT_HEATMAP_MAX_SIDE, HEATMAP_FORMATS
+from transforms.records import ROWS_PER_BUNDLE_FILE
 
 
 def help_text(prog: str = "python -m pipeline.run") -> str:
@@ -168,4 +170,43 @@ class CamAuditOptions(PipelineOptions):
             default=0,
             help="Number of Parquet files for the ok rows (records/part-*). Default 0: the runner decides; "
             "error rows (records/errors-*) always go where the runner decides.",
+        )
+        group.add_argument(
+            "--max_pixels",
+            type=int,
+            default=DEFAULT_MAX_PIXELS,
+            help=f"Pixel budget per image (default {DEFAULT_MAX_PIXELS:,}, 50 MP: any real radiograph fits). "
+            "The size is read from the PNG/JPEG header; a larger image becomes an error row naming its size "
+            "and the limit, and is never decoded, so a worker's memory stays bounded.",
+        )
+        group.add_argument(
+            "--heatmap_max_side",
+            type=int,
+            default=DEFAULT_HEATMAP_MAX_SIDE,
+            help=f"Longest side of a heatmap in pixels (default {DEFAULT_HEATMAP_MAX_SIDE}: every real "
+            "radiograph keeps its full size). Larger images get a proportionally shrunk heatmap; records "
+            "keep original-pixel coordinates.",
+        )
+        group.add_argument(
+            "--sixteen_bit",
+            default="minmax",
+            choices=SIXTEEN_BIT_MODES,
+            help="16-bit grey to 8 bits. minmax (default): each image's own range stretched to 0..255 "
+            "(detectors rarely fill 16 bits). scale: value * 255 / 65535, the same for every image, for "
+            "fixed-window data. Training (reference.train --sixteen_bit) must use the same.",
+        )
+        group.add_argument(
+            "--resume",
+            action="store_true",
+            default=False,
+            help="Continue an interrupted run in the same --output: images that already have a record are "
+            "not recomputed, and records/ ends with one row per manifest line. Not with --overwrite.",
+        )
+        group.add_argument(
+            "--records_per_commit",
+            type=int,
+            default=ROWS_PER_BUNDLE_FILE,
+            help=f"Records a worker holds before committing them to records/_bundles/ (default "
+            f"{ROWS_PER_BUNDLE_FILE}); every bundle also commits at its end. An interrupted run loses at "
+            "most this many audited images per worker to --resume.",
         )

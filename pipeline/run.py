@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -12,6 +13,8 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from apache_beam.runners.runner import PipelineRunner
 
 from pipeline.build import AuditPlan, build_audit, plan_audit, prepare_output
+from pipeline.consolidate import Consolidation, consolidate
+from pipeline.known_options import check_known_options
 from pipeline.options import CamAuditOptions, help_text, route_labels_flag
 from pipeline.summary import AuditSummary, summarise_records
 from transforms import files
@@ -34,7 +37,9 @@ def local_runner(options: PipelineOptions) -> PipelineRunner:
     return fn_runner.FnApiRunner(provision_info=provision)
 
 
-def write_run_info(plan: AuditPlan, summary: AuditSummary, seconds: float, argv: list[str]) -> str:
+def write_run_info(
+    plan: AuditPlan, summary: AuditSummary, seconds: float, argv: list[str], consolidation: Consolidation
+) -> str:
     """Write `run_info.json` beside the records: what ran, on what, and what came out."""
     info = {
         "run_id": plan.facts.run_id,
@@ -47,16 +52,19 @@ def write_run_info(plan: AuditPlan, summary: AuditSummary, seconds: float, argv:
         "data_root": plan.data_root,
         "argv": argv,
         "wall_seconds": round(seconds, 3),
+        "resumed_from": len(plan.done_paths),
+        "consolidation": dataclasses.asdict(consolidation),
         "summary": summary.as_dict(),
     }
     path = join_path(plan.output_dir, RUN_INFO_FILE)
-    files.write_bytes(path, json.dumps(info, indent=2).encode("utf-8"))
+    files.write_bytes_atomic(path, json.dumps(info, indent=2).encode("utf-8"))
     return path
 
 
 def run(argv: list[str] | None = None) -> AuditSummary:
     """Parse options, check them and the model, run the audit and summarise what it wrote."""
     argv = route_labels_flag(list(sys.argv[1:] if argv is None else argv))
+    check_known_options(argv)
     options = PipelineOptions(argv)
     plan = plan_audit(options.view_as(CamAuditOptions))
     prepare_output(plan)
@@ -66,9 +74,13 @@ def run(argv: list[str] | None = None) -> AuditSummary:
     build_audit(pipeline, plan)
     result = pipeline.run()
     result.wait_until_finish()
+    consolidation = consolidate(plan.output_dir, plan.path_counts, plan.record_shards)
     seconds = time.perf_counter() - start
-    summary = summarise_records(plan.output_dir, plan.facts.run_id)
-    run_info = write_run_info(plan, summary, seconds, argv)
+    if consolidation.missing:
+        logging.warning("%d manifest line(s) have no record: please report this", consolidation.missing)
+    # After consolidation records/ holds exactly this run's rows, a resumed run's earlier ones included.
+    summary = summarise_records(plan.output_dir)
+    run_info = write_run_info(plan, summary, seconds, argv, consolidation)
     print(summary.render(plan.output_dir, run_info, seconds))
     return summary
 

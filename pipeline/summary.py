@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from typing import Any
 
@@ -49,6 +50,7 @@ class AuditSummary:
     study_accuracy: float | None
     study_kappa: float | None
     error_examples: tuple[str, ...]
+    error_counts: dict[str, int] = dataclasses.field(default_factory=dict)  # reason category -> rows
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -63,6 +65,9 @@ class AuditSummary:
             f"  study accuracy {format_metric(self.study_accuracy)}, "
             f"kappa {format_metric(self.study_kappa)} over {self.studies} studies",
         ]
+        if self.error_counts:
+            lines.append("  errors by reason:")
+            lines += [f"    {count:>7}  {reason}" for reason, count in self.error_counts.items()]
         lines += [f"  error: {example}" for example in self.error_examples]
         lines += [
             f"  records:  {records_dir(output_dir)}",
@@ -70,6 +75,17 @@ class AuditSummary:
             f"  run info: {run_info}",
         ]
         return "\n".join(lines)
+
+
+def reason_category(reason: str | None) -> str:
+    """The kind of an error, the text before its first ': ' (reasons read '<kind>: <path and details>')."""
+    return (reason or "no reason given").split(": ", 1)[0]
+
+
+def count_reasons(reasons: list[str | None]) -> dict[str, int]:
+    """Error rows per reason category, most frequent first (ties by name)."""
+    counts = collections.Counter(reason_category(reason) for reason in reasons)
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
 def summarise_table(table: pa.Table, max_examples: int = 5) -> AuditSummary:
@@ -102,6 +118,7 @@ def summarise_table(table: pa.Table, max_examples: int = 5) -> AuditSummary:
         study_accuracy=accuracy(study_truth, study_pred),
         study_kappa=cohen_kappa(study_truth, study_pred),
         error_examples=tuple(errors[:max_examples]),
+        error_counts=count_reasons([rows["error"][i] for i, s in enumerate(status) if s != STATUS_OK]),
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from transforms import files
-from transforms.imaging import ImageDecodeError, load_model_input
+from transforms.imaging import SIXTEEN_BIT_MODES, ImageDecodeError, load_model_input
 from transforms.manifest import inspect_manifest, read_labels
 from transforms.metrics import accuracy, cohen_kappa, format_metric, study_votes
 from transforms.mura import default_data_root, manifest_entry, resolve_image_path
@@ -55,10 +55,11 @@ def read_labelled_manifest(manifest: str, labels_file: str | None, data_root: st
     return LabelledImages(uris, np.array(targets, dtype=np.int64), studies, hashlib.sha256(data).hexdigest())
 
 
-def load_for_training(uri: bytes, image_size: int) -> tuple[np.ndarray, bool]:
+def load_for_training(uri: bytes, image_size: int, sixteen_bit: str = "minmax") -> tuple[np.ndarray, bool]:
     """The inference loading path (`load_model_input`) for tf.data; bad images are flagged, not fatal."""
     try:
-        _, model_input = load_model_input(files.read_bytes(uri.decode("utf-8")), image_size, image_size)
+        data = files.read_bytes(uri.decode("utf-8"))
+        _, model_input = load_model_input(data, image_size, image_size, sixteen_bit=sixteen_bit)
         return model_input, True
     except (ImageDecodeError, OSError) as exc:
         print(f"skipping unreadable training image {uri.decode('utf-8')}: {exc}", file=sys.stderr)
@@ -91,7 +92,9 @@ def augmenter(seed: int) -> Any:
     )
 
 
-def make_dataset(images: LabelledImages, image_size: int, batch_size: int, training: bool, seed: int) -> Any:
+def make_dataset(
+    images: LabelledImages, image_size: int, batch_size: int, training: bool, seed: int, sixteen_bit: str = "minmax"
+) -> Any:
     """tf.data: parallel decode through the shared loader, augmentation when training, prefetch."""
     import tensorflow as tf
 
@@ -101,7 +104,7 @@ def make_dataset(images: LabelledImages, image_size: int, batch_size: int, train
 
     def load(uri: Any, label: Any) -> tuple[Any, Any, Any]:
         pixels, ok = tf.numpy_function(
-            lambda u: load_for_training(u, image_size), [uri], [tf.float32, tf.bool], stateful=False
+            lambda u: load_for_training(u, image_size, sixteen_bit), [uri], [tf.float32, tf.bool], stateful=False
         )
         pixels.set_shape((image_size, image_size, 3))
         return pixels, label, ok
@@ -132,9 +135,12 @@ def class_weights(labels: np.ndarray, num_classes: int = 2) -> dict[int, float]:
     return {c: float(len(labels) / (num_classes * counts[c])) if counts[c] else 0.0 for c in range(num_classes)}
 
 
-def evaluate(model: Any, images: LabelledImages, image_size: int, batch_size: int) -> dict[str, float | None]:
+def evaluate(
+    model: Any, images: LabelledImages, image_size: int, batch_size: int, sixteen_bit: str = "minmax"
+) -> dict[str, float | None]:
     """Image accuracy, and study-level accuracy and Cohen's kappa by MURA's mean-probability rule."""
-    probabilities = model.predict(make_dataset(images, image_size, batch_size, False, 0), verbose=0)
+    dataset = make_dataset(images, image_size, batch_size, False, 0, sixteen_bit)
+    probabilities = model.predict(dataset, verbose=0)
     predicted = probabilities.argmax(axis=1)
     if len(predicted) != len(images.labels):  # unreadable images were filtered out
         return {"image_accuracy": None, "study_accuracy": None, "study_kappa": None}
@@ -165,6 +171,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--feature_stride", type=int, default=32, choices=(8, 16, 32))
     parser.add_argument("--learning_rate", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--sixteen_bit",
+        default="minmax",
+        choices=SIXTEEN_BIT_MODES,
+        help="16-bit grey to 8 bits, as pipeline.run's --sixteen_bit (pass the same to the audit)",
+    )
     parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras progress: 1 bar, 2 per epoch")
     return parser.parse_args(argv)
 
@@ -192,22 +204,25 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     checkpoint = keras.callbacks.ModelCheckpoint(args.out, monitor="val_loss", save_best_only=True)
     history = model.fit(
-        make_dataset(train_images, args.image_size, args.batch_size, True, args.seed),
-        validation_data=make_dataset(valid_images, args.image_size, args.batch_size, False, args.seed),
+        make_dataset(train_images, args.image_size, args.batch_size, True, args.seed, args.sixteen_bit),
+        validation_data=make_dataset(
+            valid_images, args.image_size, args.batch_size, False, args.seed, args.sixteen_bit
+        ),
         epochs=args.epochs,
         class_weight=class_weights(train_images.labels),
         callbacks=[checkpoint],
         verbose=args.verbose,
     )
     best = keras.saving.load_model(args.out, compile=False)
-    train_metrics = evaluate(best, train_images, args.image_size, args.batch_size)
-    valid_metrics = evaluate(best, valid_images, args.image_size, args.batch_size)
+    train_metrics = evaluate(best, train_images, args.image_size, args.batch_size, args.sixteen_bit)
+    valid_metrics = evaluate(best, valid_images, args.image_size, args.batch_size, args.sixteen_bit)
     sidecar = {
         "class_names": list(CLASS_NAMES),
         "input_size": [args.image_size, args.image_size],
         "alpha": args.alpha,
         "feature_stride": args.feature_stride,
         "epochs": args.epochs,
+        "sixteen_bit": args.sixteen_bit,  # the audit must pass the same --sixteen_bit
         "best_epoch": int(np.argmin(history.history["val_loss"])) + 1,
         "train_manifest": args.manifest,
         "train_manifest_sha256": train_images.manifest_sha256,

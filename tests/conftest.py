@@ -146,8 +146,8 @@ def write_tiny_archive(root: Path, seed: int = 0) -> TinyArchive:
         f"{base}/XR_WRIST/patient20000/study1_positive/image1.png": "not found",
         f"{base}/XR_WRIST/patient20001/study1_negative/image1.png": "empty",
         f"{base}/XR_HAND/patient20002/study1_positive/image1.png": "truncated",
-        f"{base}/XR_HAND/patient20003/study1_negative/image1.png": "decod",
-        "not/a/mura/path.png": "not a MURA",
+        f"{base}/XR_HAND/patient20003/study1_negative/image1.png": "not a PNG or JPEG",
+        "not/a/mura/path.png": "not found",
     }
     ok_png = cv2.imencode(".png", xray_like(rng, 50, 60))[1].tobytes()
     place(f"{base}/XR_WRIST/patient20001/study1_negative/image1.png").write_bytes(b"")

@@ -159,7 +159,7 @@ def test_generic_csv_manifest_and_data_root(tmp_path: Path, tiny_model_path: Pat
     rows = {r["image_path"]: r for r in read_rows(output)}
     assert rows["imgs/a.png"]["label"] == 1 and rows["imgs/b.png"]["label"] is None
     assert rows["imgs/a.png"]["cam_class"] == 1 and rows["imgs/a.png"]["predicted_label"] in ("neg", "pos")
-    assert rows["../escape.png"]["status"] == "error" and "not found" in rows["../escape.png"]["error"]
+    assert rows["../escape.png"]["status"] == "error" and "outside --data_root" in rows["../escape.png"]["error"]
 
 
 def test_sigmoid_model_runs_end_to_end(tiny_archive: TinyArchive, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import apache_beam as beam
+import cv2
 import numpy as np
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -52,3 +53,21 @@ def test_records_only_writes_no_heatmap(tmp_path: Path) -> None:
         fields = records | beam.Map(lambda r: (r["status"], r["heatmap_path"], r["peak_x"], r["peak_y"]))
         assert_that(fields, equal_to([("ok", None, 0, 0)]))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_heatmap_is_bounded_and_the_record_keeps_original_pixels(tmp_path: Path) -> None:
+    cam = np.zeros((4, 5), dtype=np.float32)
+    cam[3, 4] = 1.0  # bottom-right cell: the peak is near the image's bottom-right corner
+    image = loaded_image(0, width=50, height=40)
+    heatmaps = tmp_path / "heatmaps"
+    with local_pipeline() as p:
+        records = (
+            p
+            | beam.Create([InferredImage(image, Prediction((0.2, 0.8), 1, cam))])
+            | ExplainCams(TEST_FACTS, str(heatmaps), "png", heatmap_max_side=20)
+        )
+        fields = records | beam.Map(lambda r: (r["width"], r["height"], r["peak_x"] >= 40, r["peak_y"] >= 30))
+        assert_that(fields, equal_to([(50, 40, True, True)]))
+    written = cv2.imread(str(heatmaps / "img0.png.png"))
+    assert written.shape == (16, 20, 3)  # 50 x 40 shrunk so that the longer side is 20
+    assert not [p for p in heatmaps.rglob("*") if p.name.startswith(".cam-audit-tmp-")]  # renamed, no debris

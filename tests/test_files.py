@@ -45,3 +45,21 @@ def test_bytes_are_never_decompressed_by_extension(tmp_path: Path) -> None:
     assert path.read_bytes() == compressed  # nor compressed on the way in
     assert files.read_bytes(str(path)) == compressed
     assert files.read_head(str(path), 2) == compressed[:2]
+
+
+def test_atomic_write_renames_a_complete_file_over_the_old_one(tmp_path: Path) -> None:
+    target = tmp_path / "heatmaps" / ("n" * 243 + ".png.jpg")  # a name at the 255-byte limit
+    files.write_bytes_atomic(str(target), b"first")
+    files.write_bytes_atomic(str(target), b"second, as a retried bundle writes it")
+    assert target.read_bytes() == b"second, as a retried bundle writes it"
+    assert [p.name for p in target.parent.iterdir()] == [target.name]  # the temporary names are gone
+    temp = files.temp_path(str(target))
+    assert Path(temp).parent == target.parent and Path(temp).name.startswith(files.TEMP_PREFIX)
+    assert len(Path(temp).name) < 64
+
+
+def test_rename_and_read_lines(tmp_path: Path) -> None:
+    files.write_bytes(str(tmp_path / "a.txt"), "one\r\ntwo é\n\nthree".encode())
+    files.rename(str(tmp_path / "a.txt"), str(tmp_path / "b.txt"))
+    assert not (tmp_path / "a.txt").exists()
+    assert list(files.read_lines(str(tmp_path / "b.txt"))) == [b"one\r\n", "two é\n".encode(), b"\n", b"three"]

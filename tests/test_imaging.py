@@ -68,7 +68,7 @@ def test_jpeg_decodes_close_to_source() -> None:
         (b"", "empty file"),
         (encode(RGB)[:100], "truncated PNG"),
         (encode(RGB, "JPEG")[:200], "truncated JPEG"),
-        (b"GIF89a not really", "not a decodable image"),
+        (b"GIF89a not really", "not a PNG or JPEG file"),
     ],
 )
 def test_bad_bytes_raise_a_reason(data: bytes, reason: str) -> None:
@@ -97,3 +97,42 @@ def test_grey_model_input_equals_resizing_the_rgb_image(height: int, width: int)
     rgb, model_input = load_model_input(encode(grey), height, width)
     assert model_input.dtype == np.float32 and model_input.shape == (height, width, 3)
     np.testing.assert_array_equal(model_input, resize_for_model(rgb, height, width))
+
+
+def test_an_image_above_the_pixel_budget_is_refused_before_decode() -> None:
+    data = encode(GREY)  # 40 x 30 = 1,200 pixels
+    with pytest.raises(ImageDecodeError, match=r"above --max_pixels: 40x30 = 1,200 pixels, limit 1,199"):
+        load_model_input(data, 16, 16, max_pixels=1199)
+    rgb, _ = load_model_input(data, 16, 16, max_pixels=1200)
+    assert rgb.shape == (30, 40, 3)
+
+
+TWELVE_BIT = np.array([[0, 100, 4095], [2048, 1000, 3000]], dtype=np.uint16)  # 12-bit data in 16 bits
+
+
+def png16(array: np.ndarray) -> bytes:
+    ok, buffer = cv2.imencode(".png", array)
+    assert ok
+    return buffer.tobytes()
+
+
+def test_sixteen_bit_minmax_stretches_each_image_to_its_own_range() -> None:
+    rgb = decode_image(png16(TWELVE_BIT), sixteen_bit="minmax")
+    # (v - 0) * 255 / 4095, rounded half up: computed by hand
+    expected = np.array([[0, 6, 255], [128, 62, 187]], dtype=np.uint8)
+    np.testing.assert_array_equal(rgb[..., 0], expected)
+    assert decode_image(png16(TWELVE_BIT)).tolist() == rgb.tolist()  # minmax is the default
+
+
+def test_sixteen_bit_scale_maps_every_image_by_the_same_window() -> None:
+    rgb = decode_image(png16(TWELVE_BIT), sixteen_bit="scale")
+    # v * 255 / 65535, rounded half up: 4095 -> 15.93 -> 16, 3000 -> 11.67 -> 12
+    expected = np.array([[0, 0, 16], [8, 4, 12]], dtype=np.uint8)
+    np.testing.assert_array_equal(rgb[..., 0], expected)
+    full = np.array([[0, 65535]], dtype=np.uint16)
+    assert decode_image(png16(full), sixteen_bit="scale")[..., 0].tolist() == [[0, 255]]
+
+
+def test_unknown_sixteen_bit_mode_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="--sixteen_bit"):
+        decode_image(png16(TWELVE_BIT), sixteen_bit="window")

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from transforms.mura import (
+    PathOutsideRootError,
     clean_line,
     csv_entry,
     default_data_root,
@@ -63,9 +64,37 @@ def test_labeled_studies_bad_label_names_the_line() -> None:
         parse_labeled_studies("a/,1\nb/,maybe\n", "labels.csv")
 
 
-def test_mura_entry_of_bad_path_is_an_error_entry() -> None:
-    entry = mura_entry("nonsense.png", None)
-    assert entry.error is not None and "not a MURA" in entry.error
+def test_mura_entry_outside_mura_layout_is_audited_with_a_note() -> None:
+    entry = mura_entry("MURA-v1.1/extra/XR_HAND/patient99991 x/study1_positive/image 1.png", None)
+    assert entry.error is None and entry.image_path.endswith("image 1.png")
+    assert (entry.study_id, entry.patient_id, entry.body_part, entry.split, entry.label) == (None,) * 5
+    assert "not in MURA v1.1's layout" in (entry.metadata_note or "")
+    assert mura_entry(PATH, None).metadata_note is None
+
+
+def test_csv_entry_without_study_says_why() -> None:
+    columns = parse_csv_header("image_path,label")
+    assert "no study_id" in (csv_entry("scans/a.png,1", columns, None).metadata_note or "")
+    assert csv_entry(f"{PATH},1", columns, None).metadata_note is None
+
+
+@pytest.mark.parametrize("path", ["../outside.png", "a/../../outside.png", "..", "a/..\\..\\x.png"])
+def test_relative_path_climbing_out_of_the_root_is_refused(path: str) -> None:
+    with pytest.raises(PathOutsideRootError, match="outside --data_root"):
+        resolve_image_path(path, "/data/root")
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("a/../b.png", os.path.join("/data/root", "a/../b.png")),  # stays inside: joined as written
+        ("/abs/x.png", "/abs/x.png"),
+        ("gs://bucket/x.png", "gs://bucket/x.png"),
+        ("..hidden/x.png", os.path.join("/data/root", "..hidden/x.png")),
+    ],
+)
+def test_paths_that_stay_inside_or_are_absolute_resolve(path: str, expected: str) -> None:
+    assert resolve_image_path(path, "/data/root") == expected
 
 
 def test_csv_manifest_lines() -> None:

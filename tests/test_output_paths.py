@@ -75,3 +75,12 @@ def test_output_folder_names() -> None:
     assert heatmaps_dir("gs://b/out") == "gs://b/out/heatmaps" and records_dir("gs://b/out/") == "gs://b/out/records"
     assert records_dir("/out") == os.path.join("/out", "records")
     assert heatmaps_dir("out") == os.path.join("out", "heatmaps")
+
+
+def test_a_long_name_keeps_its_heatmap_name_within_255_bytes() -> None:
+    fits = "é" * 100 + "x" * 47 + ".png"  # 255 bytes with ".jpg" appended: kept as is
+    assert heatmap_relative_path(f"dir/{fits}", "jpg") == f"dir/{fits}.jpg"
+    long_a, long_b = "a" * 250 + "1.png", "a" * 250 + "2.png"  # 255 bytes each: too long with ".jpg"
+    name_a = heatmap_relative_path(long_a, "jpg")
+    assert len(name_a.encode()) == 255 and name_a.endswith(".jpg") and name_a.startswith("a" * 200)
+    assert name_a != heatmap_relative_path(long_b, "jpg")  # the hash keeps them apart

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from transforms.overlay import encode_image, render_overlay
+from transforms.overlay import encode_image, fit_to_side, heatmap_size, render_overlay
 
 
 def test_overlay_colours_only_pixels_at_or_above_threshold() -> None:
@@ -47,3 +47,25 @@ def test_overlay_equals_a_plain_numpy_blend() -> None:
     blended = cv2.addWeighted(rgb[..., ::-1].copy(), 0.5, heat, 0.5, 0.0)
     expected = np.where((cam >= 0.3)[..., None], blended, rgb[..., ::-1])
     np.testing.assert_array_equal(render_overlay(rgb, cam, threshold=0.3), expected)
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "max_side", "expected"),
+    [(300, 200, 4096, (300, 200)), (8000, 2000, 4000, (4000, 1000)), (2000, 9000, 900, (200, 900)),
+     (30000, 7, 4096, (4096, 1)), (100, 100, 100, (100, 100))],
+)  # fmt: skip
+def test_heatmap_size_bounds_the_longer_side(width: int, height: int, max_side: int, expected: tuple) -> None:
+    assert heatmap_size(width, height, max_side) == expected
+
+
+def test_fit_to_side_area_averages_image_and_cam() -> None:
+    rgb = np.zeros((4, 8, 3), dtype=np.uint8)
+    rgb[:, :4] = 200  # left half bright
+    cam = np.zeros((4, 8), dtype=np.float32)
+    cam[:2, :2] = 1.0  # top-left 2 x 2 hot
+    small_rgb, small_cam = fit_to_side(rgb, cam, 4)
+    assert small_rgb.shape == (2, 4, 3) and small_cam.shape == (2, 4)
+    np.testing.assert_array_equal(small_rgb[..., 0], [[200, 200, 0, 0], [200, 200, 0, 0]])
+    np.testing.assert_allclose(small_cam, [[1, 0, 0, 0], [0, 0, 0, 0]])
+    same_rgb, same_cam = fit_to_side(rgb, cam, 8)
+    assert same_rgb is rgb and same_cam is cam

@@ -9,7 +9,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.summary import read_records, record_files, summarise_records, summarise_table
+from pipeline.summary import (
+    count_reasons,
+    read_records,
+    reason_category,
+    record_files,
+    summarise_records,
+    summarise_table,
+)
 from transforms.schema import RECORD_SCHEMA
 
 
@@ -97,3 +104,23 @@ def test_records_read_back_from_files_and_summarised_per_run(tmp_path: Path) -> 
     mine = summarise_table(pa.Table.from_pylist(ROWS, schema=RECORD_SCHEMA))
     assert summarise_records(str(tmp_path), run_id="r1") == mine
     assert summarise_records(str(tmp_path)).rows == len(ROWS) + 1
+
+
+def test_errors_are_counted_by_reason_category() -> None:
+    reasons = [
+        "file not found: /d/a.png",
+        "file not found: /d/b.png",
+        "truncated PNG: no IEND chunk (90 bytes) (/d/c.png)",
+        "image above --max_pixels: 30000x30000 = 900,000,000 pixels, limit 50,000,000; not decoded (/d/bomb.png)",
+        "file not found: /d/e.png",
+        None,
+    ]
+    assert reason_category(reasons[3]) == "image above --max_pixels"
+    assert count_reasons(reasons) == {
+        "file not found": 3, "image above --max_pixels": 1, "no reason given": 1, "truncated PNG": 1,
+    }  # fmt: skip
+    summary = summarise_table(pa.Table.from_pylist(ROWS, schema=RECORD_SCHEMA))
+    assert summary.error_counts == {"cannot decode /data/x2": 1, "file not found": 1}
+    text = summary.render("/out", "/out/run_info.json", 1.0)
+    assert "errors by reason:" in text and "      1  file not found" in text
+    assert summary.as_dict()["error_counts"] == summary.error_counts  # what run_info.json holds

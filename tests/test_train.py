@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -12,6 +13,7 @@ from pipeline.run import run
 from reference import train
 from reference.synth import generate_archive
 from transforms.images import _LoadImageDoFn
+from transforms.imaging import DecodePolicy
 from transforms.mura import ManifestEntry
 from transforms.schema import RunFacts
 
@@ -28,9 +30,26 @@ def test_training_and_inference_load_identical_tensors(small_archive: Path) -> N
     uri = str(small_archive.parent / relative)
     trained, ok = train.load_for_training(uri.encode(), 64)
     facts = RunFacts("r", "0" * 64, 0.2, ("normal", "abnormal"))
-    [loaded] = list(_LoadImageDoFn(str(small_archive.parent), (64, 64), facts).process(ManifestEntry(relative)))
+    dofn = _LoadImageDoFn(str(small_archive.parent), (64, 64), facts, DecodePolicy())
+    [loaded] = list(dofn.process(ManifestEntry(relative)))
     assert ok and trained.dtype == np.float32
     np.testing.assert_array_equal(trained, loaded.model_input)
+
+
+@pytest.mark.parametrize("mode", ["minmax", "scale"])
+def test_training_and_inference_map_sixteen_bit_grey_identically(tmp_path: Path, mode: str) -> None:
+    twelve_bit = (np.arange(40 * 30, dtype=np.uint16).reshape(30, 40) * 3) % 4096
+    cv2.imwrite(str(tmp_path / "grey16.png"), twelve_bit)
+    trained, ok = train.load_for_training(str(tmp_path / "grey16.png").encode(), 32, mode)
+    facts = RunFacts("r", "0" * 64, 0.2, ("normal", "abnormal"))
+    dofn = _LoadImageDoFn(str(tmp_path), (32, 32), facts, DecodePolicy(sixteen_bit=mode))
+    [loaded] = list(dofn.process(ManifestEntry("grey16.png")))
+    assert ok
+    np.testing.assert_array_equal(trained, loaded.model_input)
+    # the two policies give different pixels for 12-bit data: the option reaches the decoder
+    other_mode = "scale" if mode == "minmax" else "minmax"
+    other, _ = train.load_for_training(str(tmp_path / "grey16.png").encode(), 32, other_mode)
+    assert not np.array_equal(trained, other)
 
 
 def test_unreadable_training_image_is_flagged_not_fatal(tmp_path: Path) -> None:

@@ -12,17 +12,20 @@ from transforms.cam import explain_cam
 from transforms.images import METRICS_NAMESPACE
 from transforms.inference import InferredImage
 from transforms.output_paths import heatmap_relative_path, join_path
-from transforms.overlay import encode_image, render_overlay
+from transforms.overlay import DEFAULT_HEATMAP_MAX_SIDE, encode_image, fit_to_side, render_overlay
 from transforms.schema import RunFacts, to_record
 
 
 class _ExplainDoFn(beam.DoFn):
     """InferredImage -> record dict, writing the heatmap on the way when asked to."""
 
-    def __init__(self, facts: RunFacts, heatmap_dir: str | None, heatmap_format: str) -> None:
+    def __init__(
+        self, facts: RunFacts, heatmap_dir: str | None, heatmap_format: str, heatmap_max_side: int
+    ) -> None:
         self._facts = facts
         self._heatmap_dir = heatmap_dir
         self._heatmap_format = heatmap_format
+        self._heatmap_max_side = heatmap_max_side
         self._written = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "heatmaps_written")
 
     def process(self, inferred: InferredImage) -> Iterator[dict[str, Any]]:
@@ -35,8 +38,9 @@ class _ExplainDoFn(beam.DoFn):
         if self._heatmap_dir is not None:
             relative = heatmap_relative_path(image.entry.image_path, self._heatmap_format)
             heatmap_path = join_path(self._heatmap_dir, relative)
-            overlay = render_overlay(image.rgb, cam_full, self._facts.threshold)
-            files.write_bytes(heatmap_path, encode_image(overlay, self._heatmap_format))
+            rgb, cam_shown = fit_to_side(image.rgb, cam_full, self._heatmap_max_side)
+            overlay = render_overlay(rgb, cam_shown, self._facts.threshold)
+            files.write_bytes_atomic(heatmap_path, encode_image(overlay, self._heatmap_format))
             self._written.inc()
         yield to_record(
             image.entry,
@@ -52,9 +56,15 @@ class _ExplainDoFn(beam.DoFn):
 class ExplainCams(beam.PTransform):
     """Turns inferred images into records; `heatmap_dir=None` is a records-only run."""
 
-    def __init__(self, facts: RunFacts, heatmap_dir: str | None, heatmap_format: str = "jpg") -> None:
+    def __init__(
+        self,
+        facts: RunFacts,
+        heatmap_dir: str | None,
+        heatmap_format: str = "jpg",
+        heatmap_max_side: int = DEFAULT_HEATMAP_MAX_SIDE,
+    ) -> None:
         super().__init__()
-        self._dofn = _ExplainDoFn(facts, heatmap_dir, heatmap_format)
+        self._dofn = _ExplainDoFn(facts, heatmap_dir, heatmap_format, heatmap_max_side)
 
     def expand(self, inferred: beam.PCollection) -> beam.PCollection:
         return inferred | "ExplainAndRender" >> beam.ParDo(self._dofn)

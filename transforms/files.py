@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from typing import BinaryIO
+
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+
+# Files being written carry this name until they are complete; a folder's debris matches it.
+TEMP_PREFIX = ".cam-audit-tmp-"
 
 
 def exists(path: str) -> bool:
@@ -23,10 +30,43 @@ def read_head(path: str, size: int) -> bytes:
         return handle.read(size)
 
 
+def read_lines(path: str) -> Iterator[bytes]:
+    """A file's lines as bytes, streamed and split on '\\n' as Beam's ReadFromText splits them."""
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        yield from handle
+
+
+def create(path: str) -> BinaryIO:
+    """A writable handle on a new file (local folders are created as needed); close it to commit."""
+    return FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
 def write_bytes(path: str, data: bytes) -> None:
     """Write a whole file (local folders are created as needed)."""
-    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+    with create(path) as handle:
         handle.write(data)
+
+
+def rename(source: str, destination: str) -> None:
+    """Move one file to its final name (replacing a file already there)."""
+    FileSystems.rename([source], [destination])
+
+
+def temp_path(path: str) -> str:
+    """A unique temporary name beside `path`, short whatever `path`'s name (long names stay under 255 bytes)."""
+    folder, _ = FileSystems.split(path)
+    return FileSystems.join(folder, TEMP_PREFIX + uuid.uuid4().hex)
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """Write a whole file under a temporary name, then rename it: readers see it complete or not at all.
+
+    A retried bundle writes the same deterministic `path` again and the rename replaces it, so a
+    file is never half-written and never duplicated.
+    """
+    temp = temp_path(path)
+    write_bytes(temp, data)
+    rename(temp, path)
 
 
 def matching(pattern: str) -> list[str]:

@@ -9,8 +9,8 @@ import apache_beam as beam
 import numpy as np
 
 from transforms import files
-from transforms.imaging import ImageDecodeError, load_model_input
-from transforms.mura import ManifestEntry, resolve_image_path
+from transforms.imaging import DecodePolicy, ImageDecodeError, load_model_input
+from transforms.mura import ManifestEntry, PathOutsideRootError, resolve_image_path
 from transforms.schema import RunFacts, to_record
 
 ERRORS = "errors"
@@ -28,25 +28,35 @@ class LoadedImage:
 
 
 def describe_read_error(uri: str, exc: Exception) -> str:
-    """A reader-facing reason for a failed read."""
-    if isinstance(exc, FileNotFoundError) or (not files.exists(uri)):
+    """A reader-facing reason for a failed read; never raises (an unsupported scheme is a reason too)."""
+    if isinstance(exc, IsADirectoryError):
+        return f"a folder, not a file: {uri}"
+    try:
+        missing = isinstance(exc, FileNotFoundError) or not files.exists(uri)
+    except Exception as exists_exc:  # noqa: BLE001 - e.g. no FileSystems for the scheme: still this row's reason
+        return f"no filesystem for this location: {uri}: {exists_exc}"
+    if missing:
         return f"file not found: {uri}"
-    return f"cannot read {uri}: {type(exc).__name__}: {exc}"
+    return f"unreadable file: {uri}: {type(exc).__name__}: {exc}"
 
 
 class _LoadImageDoFn(beam.DoFn):
     """ManifestEntry -> LoadedImage, or an error record on the `errors` output."""
 
-    def __init__(self, data_root: str, input_size: tuple[int, int], facts: RunFacts) -> None:
+    def __init__(self, data_root: str, input_size: tuple[int, int], facts: RunFacts, decode: DecodePolicy) -> None:
         self._data_root = data_root
         self._height, self._width = input_size
         self._facts = facts
+        self._decode = decode
         self._loaded = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "images_loaded")
         self._failed = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "images_failed")
 
     def process(self, entry: ManifestEntry) -> Iterator[object]:
-        uri = resolve_image_path(entry.image_path, self._data_root)
         reason = entry.error
+        try:
+            uri = resolve_image_path(entry.image_path, self._data_root)
+        except PathOutsideRootError as exc:
+            uri, reason = entry.image_path, reason or str(exc)
         if reason is None:
             try:
                 data = files.read_bytes(uri)
@@ -54,9 +64,15 @@ class _LoadImageDoFn(beam.DoFn):
                 reason = describe_read_error(uri, exc)
         if reason is None:
             try:
-                rgb, model_input = load_model_input(data, self._height, self._width)
+                rgb, model_input = load_model_input(
+                    data,
+                    self._height,
+                    self._width,
+                    max_pixels=self._decode.max_pixels,
+                    sixteen_bit=self._decode.sixteen_bit,
+                )
             except ImageDecodeError as exc:
-                reason = f"cannot decode {uri}: {exc}"
+                reason = f"{exc} ({uri})"
         if reason is not None:
             self._failed.inc()
             yield beam.pvalue.TaggedOutput(ERRORS, to_record(entry, uri, self._facts, error=reason))
@@ -68,9 +84,11 @@ class _LoadImageDoFn(beam.DoFn):
 class LoadImages(beam.PTransform):
     """Decodes images; returns (loaded images, error records)."""
 
-    def __init__(self, data_root: str, input_size: tuple[int, int], facts: RunFacts) -> None:
+    def __init__(
+        self, data_root: str, input_size: tuple[int, int], facts: RunFacts, decode: DecodePolicy | None = None
+    ) -> None:
         super().__init__()
-        self._dofn = _LoadImageDoFn(data_root, input_size, facts)
+        self._dofn = _LoadImageDoFn(data_root, input_size, facts, decode or DecodePolicy())
 
     def expand(self, entries: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
         results = entries | "Decode" >> beam.ParDo(self._dofn).with_outputs(ERRORS, main="images")

@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
+
+from transforms.image_header import JPEG_START, PNG_SIGNATURE, ImageHeaderError, check_pixel_budget, image_size
 
 # OpenCV's own threads would fight TensorFlow's for the same cores; callers parallelise instead.
 cv2.setNumThreads(1)
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_END = b"IEND\xaeB`\x82"
-_JPEG_START = b"\xff\xd8"
 _JPEG_END = b"\xff\xd9"
+
+# How 16-bit grey becomes 8 bits. minmax: each image's own range stretched to 0..255 (detectors
+# rarely fill 16 bits); scale: value * 255 / 65535, the same mapping for every image (fixed-window data).
+SIXTEEN_BIT_MODES = ("minmax", "scale")
+# Radiographs are at most ~3000 x 3500 px (a 43 cm detector at 0.14 mm); 50 MP leaves room for any
+# real one while a decoded image stays a few hundred MB at worst (16-bit RGBA).
+DEFAULT_MAX_PIXELS = 50_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodePolicy:
+    """How bytes become pixels: the pixel budget (--max_pixels, None: none) and the 16-bit map (--sixteen_bit)."""
+
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    sixteen_bit: str = "minmax"
 
 
 class ImageDecodeError(ValueError):
@@ -21,23 +38,23 @@ class ImageDecodeError(ValueError):
 def check_complete(data: bytes) -> None:
     """Reject empty files and PNG/JPEG files cut short, which decoders may half-decode silently."""
     if not data:
-        raise ImageDecodeError("empty file (0 bytes)")
-    if data.startswith(_PNG_SIGNATURE):
+        raise ImageDecodeError("empty file: 0 bytes")
+    if data.startswith(PNG_SIGNATURE):
         # The IEND chunk closes every complete PNG; trailing bytes after it are tolerated.
         if _PNG_END not in data[-4096:]:
             raise ImageDecodeError(f"truncated PNG: no IEND chunk ({len(data)} bytes)")
-    elif data.startswith(_JPEG_START):
+    elif data.startswith(JPEG_START):
         # libjpeg pads a cut JPEG with grey and only warns; the EOI marker proves completeness.
         if _JPEG_END not in data[-4096:]:
             raise ImageDecodeError(f"truncated JPEG: no end-of-image marker ({len(data)} bytes)")
 
 
-def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
+def to_rgb_uint8(image: np.ndarray, sixteen_bit: str = "minmax") -> np.ndarray:
     """Any OpenCV-decoded image (grey, 16-bit grey, BGR, BGRA) -> H x W x 3 RGB uint8."""
     if image.dtype == np.uint16:
-        image = stretch_to_uint8(image)
+        image = sixteen_to_uint8(image, sixteen_bit)
     elif image.dtype != np.uint8:
-        raise ImageDecodeError(f"unsupported pixel type {image.dtype}")
+        raise ImageDecodeError(f"unsupported pixel type: {image.dtype}")
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     channels = image.shape[2]
@@ -48,7 +65,7 @@ def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
     if channels == 4:
         # Alpha is dropped, not composited: radiographs carry no meaning in transparency.
         return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    raise ImageDecodeError(f"unsupported channel count {channels}")
+    raise ImageDecodeError(f"unsupported channel count: {channels}")
 
 
 def stretch_to_uint8(image: np.ndarray) -> np.ndarray:
@@ -64,21 +81,45 @@ def stretch_to_uint8(image: np.ndarray) -> np.ndarray:
     return np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
 
 
-def decode_unchanged(data: bytes) -> np.ndarray:
-    """Encoded PNG/JPEG bytes -> the pixels as stored (grey, 16-bit grey, BGR, BGRA), checked complete."""
+def scale_to_uint8(image: np.ndarray) -> np.ndarray:
+    """16-bit values to 8 bits by the fixed map value * 255 / 65535, rounded: the same grey for every image."""
+    return np.clip(image.astype(np.float32) * (255.0 / 65535.0) + 0.5, 0, 255).astype(np.uint8)
+
+
+def sixteen_to_uint8(image: np.ndarray, mode: str) -> np.ndarray:
+    """16-bit pixels to 8 bits by the --sixteen_bit policy (SIXTEEN_BIT_MODES)."""
+    if mode == "minmax":
+        return stretch_to_uint8(image)
+    if mode == "scale":
+        return scale_to_uint8(image)
+    raise ValueError(f"--sixteen_bit must be one of {SIXTEEN_BIT_MODES}, got {mode!r}")
+
+
+def decode_unchanged(data: bytes, max_pixels: int | None = None) -> np.ndarray:
+    """Encoded PNG/JPEG bytes -> the pixels as stored (grey, 16-bit grey, BGR, BGRA), checked complete.
+
+    The size is read from the header first and, above `max_pixels`, refused before any pixel is
+    decoded: a 876 KB PNG can hold 30000 x 30000 pixels (900 MB decoded, several GB on the way).
+    """
     check_complete(data)
+    try:
+        width, height = image_size(data)
+        if max_pixels is not None:
+            check_pixel_budget(width, height, max_pixels)
+    except ImageHeaderError as exc:
+        raise ImageDecodeError(str(exc)) from exc
     buffer = np.frombuffer(data, dtype=np.uint8)
     image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise ImageDecodeError(f"not a decodable image ({len(data)} bytes, starts {data[:8]!r})")
+        raise ImageDecodeError(f"not a decodable image: {len(data)} bytes, starts {data[:8]!r}")
     if image.size == 0:
-        raise ImageDecodeError("image has no pixels")
+        raise ImageDecodeError("image has no pixels: the decoder returned an empty array")
     return image
 
 
-def decode_image(data: bytes) -> np.ndarray:
+def decode_image(data: bytes, sixteen_bit: str = "minmax") -> np.ndarray:
     """Encoded PNG/JPEG (grey, 16-bit grey, RGB, RGBA, palette) bytes -> H x W x 3 RGB uint8."""
-    return to_rgb_uint8(decode_unchanged(data))
+    return to_rgb_uint8(decode_unchanged(data), sixteen_bit)
 
 
 def _resize_uint8(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -95,10 +136,21 @@ def resize_for_model(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
     return _resize_uint8(rgb, height, width).astype(np.float32)
 
 
-def load_model_input(data: bytes, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Encoded bytes -> (original RGB uint8, model input float32); the one loading path."""
-    image = decode_unchanged(data)
-    rgb = to_rgb_uint8(image)
+def load_model_input(
+    data: bytes,
+    height: int,
+    width: int,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    sixteen_bit: str = "minmax",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Encoded bytes -> (original RGB uint8, model input float32); the one loading path.
+
+    Raises ImageDecodeError for bytes that are not a complete PNG/JPEG or hold more than
+    `max_pixels` pixels (None: no limit).
+    """
+    image = decode_unchanged(data, max_pixels)
+    rgb = to_rgb_uint8(image, sixteen_bit)
     if image.ndim == 2 and image.dtype == np.uint8:
         # Grey, as most radiographs: resizing the one channel and then stacking it gives the same
         # bytes as resizing the three equal channels (OpenCV resizes channels independently), for a

@@ -36,5 +36,10 @@ def load_keras_model(path: str) -> tuple[Any, str]:
         local = os.path.join(tmp, "model" + suffix)
         with open(local, "wb") as out:
             out.write(data)
-        model = keras.saving.load_model(local, compile=False, safe_mode=True)
+        try:
+            model = keras.saving.load_model(local, compile=False, safe_mode=True)
+        except Exception as exc:  # noqa: BLE001 - whatever Keras raises, the file is not a model it can load
+            raise ValueError(
+                f"--model {path!r} is not a loadable Keras model ({len(data):,} bytes): {type(exc).__name__}: {exc}"
+            ) from exc
     return model, file_sha256(data)

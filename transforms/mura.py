@@ -30,6 +30,7 @@ class ManifestEntry:
     split: str | None = None
     label: int | None = None
     error: str | None = None  # set when the line itself is malformed
+    metadata_note: str | None = None  # why the study fields are unknown, when they are
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,11 +108,21 @@ def parse_labeled_studies(text: str, source: str) -> dict[str, int]:
     return labels
 
 
+NOT_MURA_LAYOUT = (
+    "path not in MURA v1.1's layout (<split>/XR_<PART>/patient<N>/study<K>_<positive|negative>/<image>): "
+    "study fields unknown"
+)
+
+
 def mura_entry(line: str, labels: dict[str, int] | None) -> ManifestEntry:
-    """A MURA image-paths line -> entry; the labeled-studies file, when given, sets the label."""
+    """A MURA image-paths line -> entry; the labeled-studies file, when given, sets the label.
+
+    A path outside MURA's layout is still audited: its study fields are null and
+    `metadata_note` says why.
+    """
     info = parse_mura_path(line)
     if info is None:
-        return ManifestEntry(image_path=line, error=f"not a MURA v1.1 image path: {line!r}")
+        return ManifestEntry(image_path=line, metadata_note=NOT_MURA_LAYOUT)
     label = info.label
     if labels is not None:
         label = labels.get(study_key(info.study_id), label)
@@ -147,7 +158,7 @@ def csv_entry(line: str, columns: list[str], labels: dict[str, int] | None) -> M
     row = {name: (values[i].strip() if i < len(values) else "") for i, name in enumerate(columns)}
     image_path = row.get("image_path", "")
     if not image_path:
-        return ManifestEntry(image_path=line, error=f"empty image_path in CSV line {line!r}")
+        return ManifestEntry(image_path=line, error=f"empty image_path in CSV line: {line!r}")
     label: int | None = None
     if row.get("label"):
         try:
@@ -167,6 +178,7 @@ def csv_entry(line: str, columns: list[str], labels: dict[str, int] | None) -> M
         body_part=row.get("body_part") or (mura.body_part if mura else None),
         split=row.get("split") or (mura.split if mura else None),
         label=label,
+        metadata_note=None if study_id else f"no study_id column value and {NOT_MURA_LAYOUT}",
     )
 
 
@@ -210,8 +222,26 @@ def default_data_root(manifest_path: str, manifest_format: str) -> str:
     return parent if manifest_format == "mura" else folder
 
 
+class PathOutsideRootError(ValueError):
+    """A relative manifest path that climbs out of --data_root."""
+
+
+def climbs_out(relative_path: str) -> bool:
+    """Whether a relative path, once normalised, leaves the folder it is relative to (`a/../../x`)."""
+    normalised = posixpath.normpath(relative_path.replace("\\", "/"))
+    return normalised == ".." or normalised.startswith("../")
+
+
 def resolve_image_path(image_path: str, data_root: str) -> str:
-    """Absolute paths and URIs are used as written; relative ones are joined to the data root."""
+    """Absolute paths and URIs are used as written; relative ones are joined to the data root.
+
+    Raises PathOutsideRootError for a relative path that normalises outside the data root: almost
+    always a mistake or an attack, so it is never read.
+    """
     if is_uri(image_path) or image_path.startswith("/"):
         return image_path
+    if climbs_out(image_path):
+        raise PathOutsideRootError(
+            f"path outside --data_root: {image_path!r} leads above {data_root!r}; not read"
+        )
     return join_path(data_root, image_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os.path
 import posixpath
 import re
@@ -11,6 +12,9 @@ RECORDS_DIR = "records"  # OUTPUT/records/*.parquet
 OK_PREFIX = "part"  # records/part-SSSSS-of-NNNNN.parquet: the images that were audited
 ERROR_PREFIX = "errors"  # records/errors-SSSSS-of-NNNNN.parquet: the manifest lines that could not be
 RUN_INFO_FILE = "run_info.json"
+# records/_bundles/<part|errors>-<uuid>.parquet: what the workers committed, one file per bundle; the
+# launcher consolidates them into records/part-* and records/errors-* (pipeline/consolidate.py).
+BUNDLES_DIR = "_bundles"
 
 
 def is_uri(path: str) -> bool:
@@ -35,6 +39,11 @@ def records_dir(output_dir: str) -> str:
     return join_path(output_dir, RECORDS_DIR)
 
 
+def bundles_dir(output_dir: str) -> str:
+    """Where workers commit per-bundle record files before the launcher consolidates them."""
+    return join_path(records_dir(output_dir), BUNDLES_DIR)
+
+
 _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$")
 # Control characters and characters some filesystems or object stores refuse in a name.
 _UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f:*?"<>|]')
@@ -45,6 +54,21 @@ def _safe_component(component: str) -> str:
     """A path component with no separators or control characters; '..' can never result."""
     cleaned = _UNSAFE_CHARS.sub("_", component)
     return "_" if cleaned in ("", ".", "..") else cleaned
+
+
+# Most filesystems cap a name at 255 bytes; a heatmap name adds its extension to the image's name.
+_MAX_NAME_BYTES = 255
+
+
+def _fit_name(name: str, suffix: str) -> str:
+    """`name + suffix`, or a shortened name with a hash of the whole when that exceeds _MAX_NAME_BYTES."""
+    full = name + suffix
+    if len(full.encode("utf-8")) <= _MAX_NAME_BYTES:
+        return full
+    digest = "~" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
+    budget = _MAX_NAME_BYTES - len((digest + suffix).encode("utf-8"))
+    head = name.encode("utf-8")[:budget].decode("utf-8", errors="ignore")
+    return head + digest + suffix
 
 
 def heatmap_relative_path(image_path: str, image_format: str) -> str:
@@ -74,5 +98,5 @@ def heatmap_relative_path(image_path: str, image_format: str) -> str:
             components.append(_safe_component(component))
     if not components:
         components = ["_"]
-    components[-1] = f"{components[-1]}.{image_format}"
+    components[-1] = _fit_name(components[-1], f".{image_format}")
     return "/".join(prefix + components)

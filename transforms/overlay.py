@@ -6,6 +6,10 @@ import cv2
 import numpy as np
 
 HEATMAP_FORMATS = ("jpg", "png")
+# Longer side of a heatmap, in pixels. Every radiograph of a real archive (MURA's <= 512 px, a 43 cm
+# flat-panel detector's ~3000 x 3500) stays full size; a larger image's heatmap is shrunk to at most
+# 4096 x 4096 (48 MB of BGR to render and encode) instead of growing with the image.
+DEFAULT_HEATMAP_MAX_SIDE = 4096
 _JPEG_QUALITY = 90
 # zlib level 1: PNG output much faster to encode than OpenCV's default 3, files slightly larger.
 _PNG_COMPRESSION = 1
@@ -26,6 +30,27 @@ def render_overlay(rgb: np.ndarray, cam_full: np.ndarray, threshold: float, alph
     # cv2.copyTo with a uint8 mask: the same pixels as np.copyto(where=mask[..., None]), far faster.
     cv2.copyTo(blended, mask.view(np.uint8), bgr)
     return bgr
+
+
+def heatmap_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """(width, height) of a heatmap: the image's, shrunk in proportion so the longer side is <= max_side."""
+    longer = max(width, height)
+    if longer <= max_side:
+        return width, height
+    scale = max_side / longer
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def fit_to_side(rgb: np.ndarray, cam_full: np.ndarray, max_side: int) -> tuple[np.ndarray, np.ndarray]:
+    """The image and its full-size CAM, area-averaged down to heatmap_size (unchanged when they fit)."""
+    height, width = rgb.shape[:2]
+    size = heatmap_size(width, height, max_side)
+    if size == (width, height):
+        return rgb, cam_full
+    return (
+        cv2.resize(rgb, size, interpolation=cv2.INTER_AREA),
+        cv2.resize(cam_full, size, interpolation=cv2.INTER_AREA),
+    )
 
 
 def cam_to_uint8(cam_full: np.ndarray) -> np.ndarray:

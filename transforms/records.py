@@ -1,41 +1,81 @@
-"""WriteRecords stage: every record, ok or error, into Parquet files with the one schema."""
+"""WriteRecords stage: every record, ok or error, into per-bundle Parquet files that appear only when complete."""
 
 from __future__ import annotations
 
-import apache_beam as beam
+import uuid
+from typing import Any
 
-from transforms.output_paths import ERROR_PREFIX, OK_PREFIX, join_path, records_dir
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from transforms import files
+from transforms.output_paths import ERROR_PREFIX, OK_PREFIX, bundles_dir, join_path
 from transforms.schema import RECORD_SCHEMA
+
+# Rows a writer holds before it commits a file: bounds a worker's memory whatever a bundle's size
+# (an ok row with a 28 x 28 CAM is ~4 KB, so ~4 MB held).
+ROWS_PER_BUNDLE_FILE = 1000
+
+
+def parquet_bytes(rows: list[dict[str, Any]]) -> bytes:
+    """Record dicts -> the bytes of one Parquet file with the record schema."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist(rows, schema=RECORD_SCHEMA), sink, compression="snappy")
+    return sink.getvalue().to_pybytes()
+
+
+class _WriteBundleFiles(beam.DoFn):
+    """Buffers a bundle's records and commits them as Parquet files: temporary name, then rename.
+
+    Only primitives every runner supports: nothing is emitted from finish_bundle (DaskRunner drops
+    it) and no sink finalisation waits on a side input (DaskRunner's WriteToParquet wrote 0 rows).
+    A retried bundle commits its files again under new names; the launcher's consolidation
+    (pipeline/consolidate.py) keeps one row per manifest line.
+    """
+
+    def __init__(self, folder: str, prefix: str, rows_per_file: int) -> None:
+        self._folder = folder
+        self._prefix = prefix
+        self._rows_per_file = rows_per_file
+        self._rows: list[dict[str, Any]] = []
+
+    def start_bundle(self) -> None:
+        self._rows = []
+
+    def process(self, record: dict[str, Any]) -> None:
+        self._rows.append(record)
+        if len(self._rows) >= self._rows_per_file:
+            self._commit()
+
+    def finish_bundle(self) -> None:
+        self._commit()
+
+    def _commit(self) -> None:
+        if self._rows:
+            name = f"{self._prefix}-{uuid.uuid4().hex}.parquet"
+            files.write_bytes_atomic(join_path(self._folder, name), parquet_bytes(self._rows))
+            self._rows = []
 
 
 class WriteRecords(beam.PTransform):
-    """Writes (ok records, error records) as Parquet files under `<output>/records/`, one schema for both.
+    """Writes (ok records, error records) as per-bundle Parquet files under `<output>/records/_bundles/`.
 
-    Two sinks rather than one behind a Flatten: Beam's local FnApiRunner materialises every
+    Two writers rather than one behind a Flatten: Beam's local FnApiRunner materialises every
     multi-input Flatten, so every record of a run would pass through the launching process's memory
     before a second stage wrote it (bench/README.md, "a Flatten the local runner materialises").
-    Each sink fuses into the stage that makes its rows.
-    Readers take `records/*.parquet` as one table.
+    Each writer fuses into the stage that makes its rows. After the run, the launcher turns the
+    bundle files into `records/part-*.parquet` and `records/errors-*.parquet`.
     """
 
-    def __init__(self, output_dir: str, num_shards: int = 0) -> None:
+    def __init__(self, output_dir: str, rows_per_file: int = ROWS_PER_BUNDLE_FILE) -> None:
         super().__init__()
-        self._output_dir = output_dir
-        self._num_shards = num_shards
+        self._folder = bundles_dir(output_dir)
+        self._rows_per_file = rows_per_file
 
     def expand(self, records: tuple[beam.PCollection, beam.PCollection]) -> dict[str, beam.PCollection]:
         ok_records, error_records = records
         return {
-            OK_PREFIX: ok_records | "WriteOk" >> self._parquet(OK_PREFIX, self._num_shards),
-            # Error rows are few: the runner decides their files, whatever --record_shards asks of the rest.
-            ERROR_PREFIX: error_records | "WriteErrors" >> self._parquet(ERROR_PREFIX, 0),
+            prefix: rows | f"Write{label}" >> beam.ParDo(_WriteBundleFiles(self._folder, prefix, self._rows_per_file))
+            for prefix, label, rows in ((OK_PREFIX, "Ok", ok_records), (ERROR_PREFIX, "Errors", error_records))
         }
-
-    def _parquet(self, prefix: str, num_shards: int) -> beam.PTransform:
-        return beam.io.WriteToParquet(
-            join_path(records_dir(self._output_dir), prefix),
-            schema=RECORD_SCHEMA,
-            file_name_suffix=".parquet",
-            num_shards=num_shards,
-            codec="snappy",
-        )

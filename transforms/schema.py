@@ -23,6 +23,10 @@ RECORD_FIELDS: list[tuple[pa.Field, str]] = [
     (pa.field("body_part", pa.string()), "MURA body part, e.g. XR_WRIST"),
     (pa.field("split", pa.string()), "train / valid / test"),
     (pa.field("label", pa.int32()), "ground truth, 1 = abnormal; null when unknown"),
+    (
+        pa.field("metadata_note", pa.string()),
+        "why the study fields are null (path not in MURA's layout, no study_id column); null when known",
+    ),
     (pa.field("width", pa.int32()), "original image width in pixels; null if not decoded"),
     (pa.field("height", pa.int32()), "original image height in pixels; null if not decoded"),
     (pa.field("status", pa.string(), nullable=False), "'ok' or 'error'"),
@@ -90,6 +94,7 @@ def to_record(
         "body_part": entry.body_part,
         "split": entry.split,
         "label": entry.label,
+        "metadata_note": entry.metadata_note,
         "width": size[0] if size else None,
         "height": size[1] if size else None,
         "status": STATUS_ERROR,

@@ -41,6 +41,11 @@ def inspect_manifest(path: str, manifest_format: str) -> tuple[str, list[str] | 
     return resolved, columns
 
 
+def manifest_lines(path: str) -> list[str]:
+    """Every line of a manifest, read whole through FileSystems (MURA's largest is ~37,000 lines, ~3 MB)."""
+    return files.read_bytes(path).decode("utf-8", errors="replace").splitlines()
+
+
 def read_labels(path: str) -> dict[str, int]:
     """A MURA labeled-studies file through FileSystems (small: MURA's largest has 13,457 lines)."""
     if not files.exists(path):
@@ -66,8 +71,11 @@ class ReadManifest(beam.PTransform):
 
     `columns` is the CSV header's columns (from `inspect_manifest`), or None for a MURA manifest.
 
-    Rows are redistributed after the read so that, on every runner, the expensive stages that
-    follow run in parallel instead of fused behind one file reader.
+    The file is read by a `FlatMap` behind a one-element `Create`, not by `ReadFromText`: `Create`
+    is the one root every runner translates (Beam 2.77's DaskRunner cannot translate the `Read`
+    that `ReadFromText` expands to), and one worker reads a manifest of a few MB in well under a
+    second. Rows are redistributed after the read so that, on every runner, the expensive stages
+    that follow run in parallel instead of fused behind the one reader.
     """
 
     def __init__(
@@ -84,7 +92,8 @@ class ReadManifest(beam.PTransform):
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
         return (
             pbegin
-            | "ReadLines" >> beam.io.ReadFromText(self._path, strip_trailing_newlines=True)
+            | "ManifestPath" >> beam.Create([self._path])
+            | "ReadLines" >> beam.FlatMap(manifest_lines)
             | "ParseLines" >> beam.ParDo(_ParseManifestLine(self._columns, self._labels))
             | "Redistribute" >> beam.Reshuffle()
         )

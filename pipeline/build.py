@@ -21,7 +21,8 @@ from transforms.inference import CamModelLoader, InferCams
 from transforms.manifest import ReadManifest, inspect_manifest, read_labels
 from transforms.model_files import load_keras_model
 from transforms.mura import default_data_root
-from transforms.output_paths import heatmaps_dir
+from transforms.output_paths import heatmaps_dir, progress_dir
+from transforms.progress import ReportProgress
 from transforms.records import WriteRecords
 from transforms.schema import RunFacts
 
@@ -45,6 +46,8 @@ class AuditPlan:
     heatmap_dir: str | None
     heatmap_format: str
     record_shards: int
+    progress_dir: str | None  # None: --progress_seconds 0
+    progress_seconds: float
 
 
 def new_run_id() -> str:
@@ -105,6 +108,23 @@ def cores_per_process(options: PipelineOptions) -> int:
     return 0 if processes == 1 else max(1, usable_cores() // processes)
 
 
+# Beam 2.77's DaskRunner, checked on a loopback dask.distributed cluster (README, "Dask"): it drops what a
+# DoFn emits from finish_bundle (BatchElements' last batch, the file sinks' results), computes only the
+# last sink applied, and sends every element to every tagged output. The audit would lose rows silently.
+DASK_REFUSAL = (
+    "--runner {runner!r}: Beam 2.77's DaskRunner loses rows of this audit without an error (it drops "
+    "what a DoFn emits from finish_bundle, such as BatchElements' last batch and the Parquet sink's "
+    "files, runs only the last of the two record sinks, and sends every element to every tagged "
+    "output), so it is refused; see README.md, 'Dask'"
+)
+
+
+def check_runner(options: PipelineOptions) -> None:
+    """Refuse a runner known to lose rows of this graph, naming why."""
+    if runner_kind(options) == "dask":
+        raise ValueError(DASK_REFUSAL.format(runner=options.view_as(StandardOptions).runner))
+
+
 def batch_bounds(options: CamAuditOptions) -> tuple[int, int]:
     """(min, max) batch size, with the batching and threading flags checked: the one place they are."""
     max_batch = options.batch_size
@@ -131,6 +151,9 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
     _require(options.manifest, "--manifest")
     _require(options.model, "--model")
     _require(options.output, "--output")
+    check_runner(options)
+    if options.progress_seconds < 0:
+        raise ValueError(f"--progress_seconds must be >= 0 (0: off), got {options.progress_seconds}")
     if not 0.0 < options.threshold <= 1.0:
         raise ValueError(f"--threshold must be in (0, 1], got {options.threshold}")
     min_batch, max_batch = batch_bounds(options)
@@ -164,6 +187,7 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         raise ValueError(f"--cam_class must be in [0, {head.num_classes - 1}], got {options.cam_class}")
     del model  # the launcher only checks it; workers load their own copy
 
+    run_id = options.run_id or new_run_id()
     return AuditPlan(
         manifest=options.manifest,
         manifest_format=manifest_format,
@@ -174,7 +198,7 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         loader=loader,
         input_size=input_size,
         facts=RunFacts(
-            run_id=options.run_id or new_run_id(),
+            run_id=run_id,
             model_sha256=sha256,
             threshold=float(options.threshold),
             class_names=class_names,
@@ -185,6 +209,8 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         heatmap_dir=None if options.no_heatmaps else heatmaps_dir(options.output),
         heatmap_format=options.heatmap_format,
         record_shards=options.record_shards,
+        progress_dir=progress_dir(options.output, run_id) if options.progress_seconds else None,
+        progress_seconds=float(options.progress_seconds),
     )
 
 
@@ -202,4 +228,9 @@ def build_audit(
         inference or InferCams(plan.loader, plan.min_batch_size, plan.max_batch_size)
     )
     ok_records = inferred | "ExplainCams" >> ExplainCams(plan.facts, plan.heatmap_dir, plan.heatmap_format)
+    if plan.progress_dir is not None:
+        # Tallies rewritten twice per reporting interval, so every report sees a fresh count.
+        interval = plan.progress_seconds / 2
+        ok_records | "ProgressOk" >> ReportProgress(plan.progress_dir, interval)
+        error_records | "ProgressErrors" >> ReportProgress(plan.progress_dir, interval)
     return (ok_records, error_records) | "WriteRecords" >> WriteRecords(plan.output_dir, plan.record_shards)

@@ -6,15 +6,20 @@ import json
 import logging
 import sys
 import time
+from contextlib import nullcontext
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineRunner
 
+from pipeline.beam_metrics import read_metrics, render_metrics
 from pipeline.build import AuditPlan, build_audit, plan_audit, prepare_output
 from pipeline.options import CamAuditOptions, help_text, route_labels_flag
+from pipeline.progress import ProgressReporter
 from pipeline.summary import AuditSummary, summarise_records
 from transforms import files
+from transforms.manifest import count_entries
 from transforms.output_paths import RUN_INFO_FILE, join_path
 
 
@@ -34,7 +39,9 @@ def local_runner(options: PipelineOptions) -> PipelineRunner:
     return fn_runner.FnApiRunner(provision_info=provision)
 
 
-def write_run_info(plan: AuditPlan, summary: AuditSummary, seconds: float, argv: list[str]) -> str:
+def write_run_info(
+    plan: AuditPlan, summary: AuditSummary, seconds: float, argv: list[str], metrics: dict[str, Any] | None = None
+) -> str:
     """Write `run_info.json` beside the records: what ran, on what, and what came out."""
     info = {
         "run_id": plan.facts.run_id,
@@ -48,10 +55,21 @@ def write_run_info(plan: AuditPlan, summary: AuditSummary, seconds: float, argv:
         "argv": argv,
         "wall_seconds": round(seconds, 3),
         "summary": summary.as_dict(),
+        # Beam's metrics under their own names (namespace cam_audit), as Dataflow and Flink show them; null
+        # where the runner reports none.
+        "metrics": metrics,
     }
     path = join_path(plan.output_dir, RUN_INFO_FILE)
     files.write_bytes(path, json.dumps(info, indent=2).encode("utf-8"))
     return path
+
+
+def progress_reporter(plan: AuditPlan) -> ProgressReporter | nullcontext:
+    """Live progress while the job runs, or nothing with --progress_seconds 0."""
+    if plan.progress_dir is None:
+        return nullcontext()
+    total = count_entries(plan.manifest, plan.csv_columns)
+    return ProgressReporter(plan.progress_dir, total, plan.progress_seconds)
 
 
 def run(argv: list[str] | None = None) -> AuditSummary:
@@ -64,11 +82,16 @@ def run(argv: list[str] | None = None) -> AuditSummary:
     start = time.perf_counter()
     pipeline = beam.Pipeline(runner=runner, options=options)
     build_audit(pipeline, plan)
-    result = pipeline.run()
-    result.wait_until_finish()
+    with progress_reporter(plan):
+        result = pipeline.run()
+        result.wait_until_finish()
     seconds = time.perf_counter() - start
+    if plan.progress_dir is not None and files.exists(plan.progress_dir):
+        files.delete([plan.progress_dir])
+    metrics = read_metrics(result)
     summary = summarise_records(plan.output_dir, plan.facts.run_id)
-    run_info = write_run_info(plan, summary, seconds, argv)
+    run_info = write_run_info(plan, summary, seconds, argv, metrics)
+    print(render_metrics(metrics))
     print(summary.render(plan.output_dir, run_info, seconds))
     return summary
 

@@ -46,6 +46,11 @@ def manifest_lines(path: str) -> list[str]:
     return files.read_bytes(path).decode("utf-8", errors="replace").splitlines()
 
 
+def count_entries(path: str, columns: list[str] | None) -> int:
+    """How many ManifestEntry elements a manifest gives (its non-blank lines, less a CSV header): the audit's rows."""
+    return sum(manifest_entry(line, columns, None) is not None for line in manifest_lines(path))
+
+
 def read_labels(path: str) -> dict[str, int]:
     """A MURA labeled-studies file through FileSystems (small: MURA's largest has 13,457 lines)."""
     if not files.exists(path):

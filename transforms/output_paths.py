@@ -11,6 +11,7 @@ RECORDS_DIR = "records"  # OUTPUT/records/*.parquet
 OK_PREFIX = "part"  # records/part-SSSSS-of-NNNNN.parquet: the images that were audited
 ERROR_PREFIX = "errors"  # records/errors-SSSSS-of-NNNNN.parquet: the manifest lines that could not be
 RUN_INFO_FILE = "run_info.json"
+PROGRESS_PREFIX = "_progress-"  # OUTPUT/_progress-<run id>/*.json: workers' tallies while a run goes, removed after
 
 
 def is_uri(path: str) -> bool:
@@ -28,6 +29,11 @@ def join_path(base: str, *parts: str) -> str:
 def heatmaps_dir(output_dir: str) -> str:
     """Where a run's heatmaps go."""
     return join_path(output_dir, HEATMAPS_DIR)
+
+
+def progress_dir(output_dir: str, run_id: str) -> str:
+    """Where one run's workers tally their finished records while it runs."""
+    return join_path(output_dir, PROGRESS_PREFIX + run_id)
 
 
 def records_dir(output_dir: str) -> str:

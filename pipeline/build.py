@@ -108,14 +108,14 @@ def cores_per_process(options: PipelineOptions) -> int:
     return 0 if processes == 1 else max(1, usable_cores() // processes)
 
 
-# Beam 2.77's DaskRunner, checked on a loopback dask.distributed cluster (README, "Dask"): it drops what a
-# DoFn emits from finish_bundle (BatchElements' last batch, the file sinks' results), computes only the
-# last sink applied, and sends every element to every tagged output. The audit would lose rows silently.
+# Beam 2.77's DaskRunner, run on a loopback dask.distributed cluster (tests/test_runners_dask.py, README
+# "Dask"): it drops what a DoFn emits from finish_bundle (BatchElements' last batch, the inference stage's
+# batch in flight, the Parquet sink's file names) and sends every element to every tagged output.
 DASK_REFUSAL = (
-    "--runner {runner!r}: Beam 2.77's DaskRunner loses rows of this audit without an error (it drops "
-    "what a DoFn emits from finish_bundle, such as BatchElements' last batch and the Parquet sink's "
-    "files, runs only the last of the two record sinks, and sends every element to every tagged "
-    "output), so it is refused; see README.md, 'Dask'"
+    "--runner {runner!r}: Beam 2.77's DaskRunner loses rows of this audit (it drops what a DoFn emits "
+    "from finish_bundle, such as BatchElements' last batch and the Parquet sink's files, and sends "
+    "every element to every tagged output, so decoded images reach the error records), so it is "
+    "refused; see README.md, 'Dask'"
 )
 
 

@@ -20,6 +20,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.build import build_audit, plan_audit
 from pipeline.options import CamAuditOptions
+from pipeline.run import main
 from tests.conftest import TinyArchive, loaded_image
 from tests.test_runners import ROOT, free_port, stop, wait_for_port
 from transforms import files
@@ -122,8 +123,12 @@ def test_the_audit_on_dask_cannot_write_every_row(
         assert "LoadedImage" in failure  # a decoded image reached the error records' Parquet sink
 
 
-def test_plan_audit_refuses_dask(tiny_archive: TinyArchive, tiny_model_path: Path, tmp_path: Path) -> None:
-    argv = ["--manifest", str(tiny_archive.manifest), "--model", str(tiny_model_path), "--output", str(tmp_path),
-            "--runner", "apache_beam.runners.dask.dask_runner.DaskRunner"]
-    with pytest.raises(ValueError, match="DaskRunner loses rows"):
-        plan_audit(PipelineOptions(argv).view_as(CamAuditOptions))
+def test_the_command_line_refuses_dask_with_the_reason(
+    tiny_archive: TinyArchive, tiny_model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--manifest", str(tiny_archive.manifest), "--model", str(tiny_model_path),
+            "--output", str(tmp_path / "out"), "--runner", "apache_beam.runners.dask.dask_runner.DaskRunner",
+            "--dask_client_address", "127.0.0.1:1"]
+    assert main(argv) == 2
+    assert "DaskRunner loses rows" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -8,6 +8,7 @@ services are started here on 127.0.0.1 and stopped by PID.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -50,19 +51,24 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float = 60.0)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s} s")
 
 
-def start_service(module: str, port_flag: str, log: Path) -> tuple[subprocess.Popen, int]:
-    """A Beam service (`python -m module port_flag PORT`) from this virtualenv, workers importing this checkout."""
+@contextlib.contextmanager
+def running_service(module: str, port_flag: str, log: Path) -> Iterator[int]:
+    """A Beam service (`python -m module port_flag PORT`) from this virtualenv, its workers importing this
+    checkout, on a free loopback port; stopped by its PID on the way out."""
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     process = subprocess.Popen(
         [sys.executable, "-m", module, port_flag, str(port)], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
     )
-    wait_for_port(port, process)
-    return process, port
+    try:
+        wait_for_port(port, process)
+        yield port
+    finally:
+        stop(process)
 
 
 def stop(process: subprocess.Popen) -> None:
-    """Stop the one process this module started, by its PID."""
+    """Stop one process this module started, by its PID."""
     process.terminate()
     try:
         process.wait(timeout=20)
@@ -71,24 +77,24 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
+# The portable Job API as Beam's own job service serves it, and an SDK worker pool (SDK harnesses in
+# processes of their own, as on a cluster's workers): module -> its port flag.
+SERVICES = {
+    "job_service": ("apache_beam.runners.portability.local_job_service_main", "--port"),
+    "worker_pool": ("apache_beam.runners.worker.worker_pool_main", "--service_port"),
+}
+
+
 @pytest.fixture(scope="module")
 def job_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """Beam's local job service (the portable Job API) on a free loopback port."""
-    process, port = start_service(
-        "apache_beam.runners.portability.local_job_service_main", "--port", tmp_path_factory.mktemp("js") / "log"
-    )
-    yield port
-    stop(process)
+    with running_service(*SERVICES["job_service"], tmp_path_factory.mktemp("services") / "job_service") as port:
+        yield port
 
 
 @pytest.fixture(scope="module")
 def worker_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """A Beam SDK worker pool: SDK harnesses in processes of their own, as on a cluster's workers."""
-    process, port = start_service(
-        "apache_beam.runners.worker.worker_pool_main", "--service_port", tmp_path_factory.mktemp("wp") / "log"
-    )
-    yield port
-    stop(process)
+    with running_service(*SERVICES["worker_pool"], tmp_path_factory.mktemp("services") / "worker_pool") as port:
+        yield port
 
 
 # mode -> (extra Beam flags, SDK worker processes running the inference stage)

@@ -168,7 +168,7 @@ class CamAuditOptions(PipelineOptions):
             default=30.0,
             help="Print progress (images done of the manifest's total, rate, ETA, errors so far) every this "
             "many seconds while the job runs; 0 turns it off. Workers tally finished records in "
-            "OUTPUT/_progress/, which the launcher reads and removes at the end.",
+            "OUTPUT/_progress-<run id>/, which the launcher reads and removes at the end.",
         )
         group.add_argument(
             "--record_shards",

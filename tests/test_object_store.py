@@ -119,7 +119,7 @@ def upload(local: Path, uri: str) -> None:
 
 
 def test_the_audit_reads_and_writes_only_through_filesystems(
-    tiny_archive: TinyArchive, tiny_model_path: Path
+    tiny_archive: TinyArchive, tiny_model_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     InMemoryFileSystem.objects.clear()
     bucket = "memory://bucket"
@@ -142,4 +142,6 @@ def test_the_audit_reads_and_writes_only_through_filesystems(
     assert all(path.startswith(f"{output}/heatmaps/MURA-v1.1/") for path in heatmaps)
     info = json.loads(files.read_bytes(f"{output}/run_info.json"))
     assert info["metrics"]["counters"]["images_loaded"] == len(tiny_archive.good)
-    assert not files.matching(f"{output}/_progress-*")  # the progress tallies were removed
+    # Progress lines from the workers' tallies on the same store, the last once every row is done; then removed.
+    assert "progress: 13 of 13 images (100.0 %)" in capsys.readouterr().out
+    assert not files.matching(f"{output}/_progress-*/*")

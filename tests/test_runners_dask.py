@@ -6,16 +6,18 @@ PYTHONPATH: the scheduler unpickles the graph) and stopped by PID.
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import apache_beam as beam
 import pyarrow.parquet as pq
 import pytest
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.build import build_audit, plan_audit
@@ -58,18 +60,29 @@ def dask_scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     stop(scheduler)
 
 
-class _OneFilePerElement(beam.DoFn):
-    """A terminal step that writes each element it gets to a file of its own, in `process` (nothing held)."""
+class _OneFilePerBundle(beam.DoFn):
+    """A terminal writer as issue 10's records writer works: rows gathered in a bundle, one file written
+    (temporary name, then renamed) in finish_bundle, and nothing emitted from there."""
 
     def __init__(self, folder: str) -> None:
         self._folder = folder
+        self._names: list[str] = []
+
+    def start_bundle(self) -> None:
+        self._names = []
 
     def process(self, name: str) -> None:
-        files.write_bytes(join_path(self._folder, hashlib.sha256(name.encode()).hexdigest()), name.encode())
+        self._names.append(name)
+
+    def finish_bundle(self) -> None:
+        if self._names:
+            final = join_path(self._folder, uuid.uuid4().hex + ".json")
+            files.write_bytes(final + ".tmp", json.dumps(self._names).encode())
+            FileSystems.rename([final + ".tmp"], [final])
 
 
 def reached(folder: Path) -> list[str]:
-    return sorted(path.read_text() for path in folder.glob("*"))
+    return sorted(name for path in folder.glob("*.json") for name in json.loads(path.read_text()))
 
 
 def on_dask(address: str) -> beam.Pipeline:
@@ -78,12 +91,22 @@ def on_dask(address: str) -> beam.Pipeline:
     return beam.Pipeline(runner=DaskRunner(), options=PipelineOptions(["--dask_client_address", address]))
 
 
+def run_to_the_end(pipeline: beam.Pipeline) -> None:
+    """Run on Dask and wait; the runner's client is closed after, or it retries the stopped scheduler."""
+    result = pipeline.run()
+    try:
+        result.wait_until_finish()
+    finally:
+        result.client.close()
+
+
 def test_the_manifest_read_is_whole_on_dask(dask_scheduler: str, tiny_archive: TinyArchive, tmp_path: Path) -> None:
-    # ReadFromText's Read has no Dask translation; the Create + FlatMap read does, and loses nothing.
+    # ReadFromText's Read has no Dask translation; the Create + FlatMap read does, and loses nothing; nor
+    # does a writer that writes (and emits nothing) in finish_bundle.
     pipeline = on_dask(dask_scheduler)
     (pipeline | ReadManifest(str(tiny_archive.manifest), None) | beam.Map(lambda entry: entry.image_path)
-     | beam.ParDo(_OneFilePerElement(str(tmp_path))))
-    pipeline.run().wait_until_finish()
+     | beam.ParDo(_OneFilePerBundle(str(tmp_path))))
+    run_to_the_end(pipeline)
     assert reached(tmp_path) == sorted([*tiny_archive.good, *tiny_archive.bad])
 
 
@@ -95,8 +118,8 @@ def test_batched_inference_on_dask_drops_what_finish_bundle_emits(
     images = [loaded_image(index) for index in range(24)]
     pipeline = on_dask(dask_scheduler)
     (pipeline | beam.Create(images) | InferCams(CamModelLoader(str(tiny_model_path), batch_size=4), 4, 4)
-     | beam.Map(lambda inferred: inferred.image.entry.image_path) | beam.ParDo(_OneFilePerElement(str(tmp_path))))
-    pipeline.run().wait_until_finish()
+     | beam.Map(lambda inferred: inferred.image.entry.image_path) | beam.ParDo(_OneFilePerBundle(str(tmp_path))))
+    run_to_the_end(pipeline)
     got = reached(tmp_path)
     assert set(got) < {image.entry.image_path for image in images}, got
 
@@ -113,7 +136,7 @@ def test_the_audit_on_dask_cannot_write_every_row(
     pipeline = on_dask(dask_scheduler)
     build_audit(pipeline, plan)
     try:
-        pipeline.run().wait_until_finish()
+        run_to_the_end(pipeline)
         failure = None
     except Exception as exc:  # noqa: BLE001 - the failure is the finding
         failure = f"{type(exc).__name__}: {exc}"

@@ -8,7 +8,7 @@ import apache_beam as beam
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.conftest import TinyArchive, local_pipeline
-from transforms.manifest import ReadManifest, inspect_manifest
+from transforms.manifest import ReadManifest, count_entries, inspect_manifest
 
 
 def test_read_manifest_mura_skips_blank_lines(tiny_archive: TinyArchive) -> None:
@@ -32,3 +32,10 @@ def test_read_manifest_csv_with_header_and_labels(tmp_path: Path) -> None:
             summary,
             equal_to([("a.png", 1, True), ("b.png", 0, True), ("c.png", None, True), (",1", None, False)]),
         )
+
+
+def test_count_entries_is_the_rows_the_read_gives(tiny_archive: TinyArchive, tmp_path: Path) -> None:
+    assert count_entries(str(tiny_archive.manifest), None) == len(tiny_archive.good) + len(tiny_archive.bad)
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("image_path,label\n\na.png,1\nb.png,0\n c.png , \n,1\n")  # header and a blank line skipped
+    assert count_entries(str(manifest), ["image_path", "label"]) == 4

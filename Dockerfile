@@ -20,7 +20,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     TF_CPP_MIN_LOG_LEVEL=2 \
     CAM_AUDIT_TENSORFLOW=${TENSORFLOW}
 WORKDIR /opt/cam-audit
-COPY setup.py README.md ./
+COPY setup.py ./
 COPY pipeline ./pipeline
 COPY transforms ./transforms
 RUN python3 -m pip install --no-cache-dir . && python3 -m pip check

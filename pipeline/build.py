@@ -23,8 +23,9 @@ from transforms.inference import CamModelLoader, InferCams
 from transforms.manifest import ReadManifest, inspect_manifest, read_labels
 from transforms.model_files import load_keras_model
 from transforms.mura import default_data_root
-from transforms.output_paths import heatmaps_dir, join_path
+from transforms.output_paths import heatmaps_dir, join_path, progress_dir
 from transforms.overlay import DEFAULT_HEATMAP_MAX_SIDE
+from transforms.progress import ReportProgress
 from transforms.records import ROWS_PER_BUNDLE_FILE, WriteRecords
 from transforms.schema import RunFacts
 
@@ -48,6 +49,8 @@ class AuditPlan:
     heatmap_dir: str | None
     heatmap_format: str
     record_shards: int
+    progress_dir: str | None  # None: --progress_seconds 0
+    progress_seconds: float
     path_counts: dict[str, int]  # manifest lines naming each image path: the rows a complete run holds
     done_paths: frozenset[str] = frozenset()  # --resume: image paths that already have a row
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -127,6 +130,23 @@ def cores_per_process(options: PipelineOptions) -> int:
     return 0 if processes == 1 else max(1, usable_cores() // processes)
 
 
+# Beam 2.77's DaskRunner, run on a loopback dask.distributed cluster (tests/test_runners_dask.py, README
+# "Dask"): it drops what a DoFn emits from finish_bundle (BatchElements' last batch, the inference stage's
+# batch in flight, the Parquet sink's file names) and sends every element to every tagged output.
+DASK_REFUSAL = (
+    "--runner {runner!r}: Beam 2.77's DaskRunner loses rows of this audit (it drops what a DoFn emits "
+    "from finish_bundle, such as BatchElements' last batch and the Parquet sink's files, and sends "
+    "every element to every tagged output, so decoded images reach the error records), so it is "
+    "refused; see README.md, 'Dask'"
+)
+
+
+def check_runner(options: PipelineOptions) -> None:
+    """Refuse a runner known to lose rows of this graph, naming why."""
+    if runner_kind(options) == "dask":
+        raise ValueError(DASK_REFUSAL.format(runner=options.view_as(StandardOptions).runner))
+
+
 def batch_bounds(options: CamAuditOptions) -> tuple[int, int]:
     """(min, max) batch size, with the batching and threading flags checked: the one place they are."""
     max_batch = options.batch_size
@@ -153,6 +173,9 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
     _require(options.manifest, "--manifest")
     _require(options.model, "--model")
     _require(options.output, "--output")
+    check_runner(options)
+    if options.progress_seconds < 0:
+        raise ValueError(f"--progress_seconds must be >= 0 (0: off), got {options.progress_seconds}")
     if not 0.0 < options.threshold <= 1.0:
         raise ValueError(f"--threshold must be in (0, 1], got {options.threshold}")
     min_batch, max_batch = batch_bounds(options)
@@ -198,7 +221,7 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         check_resumable(committed, sha256, float(options.threshold))
         # The resumed run keeps the interrupted run's id, so its records equal an uninterrupted run's.
         run_id = run_id or (next(iter(committed.run_ids)) if len(committed.run_ids) == 1 else None)
-
+    run_id = run_id or new_run_id()
     return AuditPlan(
         manifest=options.manifest,
         manifest_format=manifest_format,
@@ -209,7 +232,7 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         loader=loader,
         input_size=input_size,
         facts=RunFacts(
-            run_id=run_id or new_run_id(),
+            run_id=run_id,
             model_sha256=sha256,
             threshold=float(options.threshold),
             class_names=class_names,
@@ -226,6 +249,8 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         sixteen_bit=options.sixteen_bit,
         heatmap_max_side=options.heatmap_max_side,
         records_per_commit=options.records_per_commit,
+        progress_dir=progress_dir(options.output, run_id) if options.progress_seconds else None,
+        progress_seconds=float(options.progress_seconds),
     )
 
 
@@ -249,4 +274,9 @@ def build_audit(
     ok_records = inferred | "ExplainCams" >> ExplainCams(
         plan.facts, plan.heatmap_dir, plan.heatmap_format, plan.heatmap_max_side
     )
+    if plan.progress_dir is not None:
+        # Tallies rewritten twice per reporting interval, so every report sees a fresh count.
+        interval = plan.progress_seconds / 2
+        ok_records | "ProgressOk" >> ReportProgress(plan.progress_dir, interval)
+        error_records | "ProgressErrors" >> ReportProgress(plan.progress_dir, interval)
     return (ok_records, error_records) | "WriteRecords" >> WriteRecords(plan.output_dir, plan.records_per_commit)

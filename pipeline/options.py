@@ -165,6 +165,14 @@ class CamAuditOptions(PipelineOptions):
             help="Replace the Parquet records an earlier run left in --output (refused otherwise).",
         )
         group.add_argument(
+            "--progress_seconds",
+            type=float,
+            default=30.0,
+            help="Print progress (images done of the manifest's total, rate, ETA, errors so far) every this "
+            "many seconds while the job runs; 0 turns it off. Workers tally finished records in "
+            "OUTPUT/_progress-<run id>/, which the launcher reads and removes at the end.",
+        )
+        group.add_argument(
             "--record_shards",
             type=int,
             default=0,

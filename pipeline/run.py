@@ -7,15 +7,19 @@ import json
 import logging
 import sys
 import time
+from contextlib import nullcontext
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineRunner
 
+from pipeline.beam_metrics import read_metrics, render_metrics
 from pipeline.build import AuditPlan, build_audit, plan_audit, prepare_output
 from pipeline.consolidate import Consolidation, consolidate
 from pipeline.known_options import check_known_options
 from pipeline.options import CamAuditOptions, help_text, route_labels_flag
+from pipeline.progress import ProgressReporter
 from pipeline.summary import AuditSummary, summarise_records
 from transforms import files
 from transforms.output_paths import RUN_INFO_FILE, join_path
@@ -38,7 +42,12 @@ def local_runner(options: PipelineOptions) -> PipelineRunner:
 
 
 def write_run_info(
-    plan: AuditPlan, summary: AuditSummary, seconds: float, argv: list[str], consolidation: Consolidation
+    plan: AuditPlan,
+    summary: AuditSummary,
+    seconds: float,
+    argv: list[str],
+    consolidation: Consolidation,
+    metrics: dict[str, Any] | None = None,
 ) -> str:
     """Write `run_info.json` beside the records: what ran, on what, and what came out."""
     info = {
@@ -55,10 +64,22 @@ def write_run_info(
         "resumed_from": len(plan.done_paths),
         "consolidation": dataclasses.asdict(consolidation),
         "summary": summary.as_dict(),
+        # Beam's metrics under their own names (namespace cam_audit), as Dataflow and Flink show them; null
+        # where the runner reports none.
+        "metrics": metrics,
     }
     path = join_path(plan.output_dir, RUN_INFO_FILE)
     files.write_bytes_atomic(path, json.dumps(info, indent=2).encode("utf-8"))
     return path
+
+
+def progress_reporter(plan: AuditPlan) -> ProgressReporter | nullcontext:
+    """Live progress while the job runs, or nothing with --progress_seconds 0."""
+    if plan.progress_dir is None:
+        return nullcontext()
+    # This run's rows: a resumed run only audits the manifest lines still without a record.
+    total = sum(count for path, count in plan.path_counts.items() if path not in plan.done_paths)
+    return ProgressReporter(plan.progress_dir, total, plan.progress_seconds)
 
 
 def run(argv: list[str] | None = None) -> AuditSummary:
@@ -72,15 +93,20 @@ def run(argv: list[str] | None = None) -> AuditSummary:
     start = time.perf_counter()
     pipeline = beam.Pipeline(runner=runner, options=options)
     build_audit(pipeline, plan)
-    result = pipeline.run()
-    result.wait_until_finish()
+    with progress_reporter(plan):
+        result = pipeline.run()
+        result.wait_until_finish()
+    if plan.progress_dir is not None and files.exists(plan.progress_dir):
+        files.delete([plan.progress_dir])
     consolidation = consolidate(plan.output_dir, plan.path_counts, plan.record_shards)
     seconds = time.perf_counter() - start
     if consolidation.missing:
         logging.warning("%d manifest line(s) have no record: please report this", consolidation.missing)
+    metrics = read_metrics(result)
     # After consolidation records/ holds exactly this run's rows, a resumed run's earlier ones included.
     summary = summarise_records(plan.output_dir)
-    run_info = write_run_info(plan, summary, seconds, argv, consolidation)
+    run_info = write_run_info(plan, summary, seconds, argv, consolidation, metrics)
+    print(render_metrics(metrics))
     print(summary.render(plan.output_dir, run_info, seconds))
     return summary
 

@@ -44,6 +44,9 @@ def fake_records(output: Path) -> dict[Path, bytes]:
         (["--batch_size", "0"], "--batch_size"),
         (["--forward_threads", "-1"], "--forward_threads"),
         (["--micro_batch_size", "-8"], "--micro_batch_size"),
+        (["--progress_seconds", "-1"], "--progress_seconds"),
+        (["--runner", "apache_beam.runners.dask.dask_runner.DaskRunner"], "DaskRunner loses rows"),
+        (["--runner", "DaskRunner"], "finish_bundle"),
     ],
 )
 def test_bad_configuration_fails_at_start(

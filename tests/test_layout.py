@@ -46,5 +46,5 @@ def test_the_worker_image_copies_only_what_workers_run() -> None:
     # COPY --from=<stage> copies from another image (Beam's SDK), not from this tree.
     copies = [line.split()[1:-1] for line in lines if line.startswith("COPY ") and "--from=" not in line]
     sources = {source for sources in copies for source in sources}
-    assert sources <= {"setup.py", "README.md", "pipeline", "transforms"}
+    assert sources <= {"setup.py", "pipeline", "transforms"}
     assert {"pipeline", "transforms"} <= sources

@@ -32,3 +32,13 @@ def test_read_manifest_csv_with_header_and_labels(tmp_path: Path) -> None:
             summary,
             equal_to([("a.png", 1, True), ("b.png", 0, True), ("c.png", None, True), (",1", None, False)]),
         )
+
+
+def test_the_launcher_scan_counts_the_rows_the_read_gives(tiny_archive: TinyArchive, tmp_path: Path) -> None:
+    from pipeline.consolidate import scan_manifest
+
+    scan = scan_manifest(str(tiny_archive.manifest), None)
+    assert sum(scan.path_counts.values()) == len(tiny_archive.good) + len(tiny_archive.bad)
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("image_path,label\n\na.png,1\nb.png,0\n c.png , \n,1\n")  # header and a blank line skipped
+    assert sum(scan_manifest(str(manifest), ["image_path", "label"]).path_counts.values()) == 4

@@ -15,6 +15,7 @@ RUN_INFO_FILE = "run_info.json"
 # records/_bundles/<part|errors>-<uuid>.parquet: what the workers committed, one file per bundle; the
 # launcher consolidates them into records/part-* and records/errors-* (pipeline/consolidate.py).
 BUNDLES_DIR = "_bundles"
+PROGRESS_PREFIX = "_progress-"  # OUTPUT/_progress-<run id>/*.json: workers' tallies while a run goes, removed after
 
 
 def is_uri(path: str) -> bool:
@@ -32,6 +33,11 @@ def join_path(base: str, *parts: str) -> str:
 def heatmaps_dir(output_dir: str) -> str:
     """Where a run's heatmaps go."""
     return join_path(output_dir, HEATMAPS_DIR)
+
+
+def progress_dir(output_dir: str, run_id: str) -> str:
+    """Where one run's workers tally their finished records while it runs."""
+    return join_path(output_dir, PROGRESS_PREFIX + run_id)
 
 
 def records_dir(output_dir: str) -> str:

@@ -256,8 +256,8 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
 
 def build_audit(
     pipeline: beam.Pipeline, plan: AuditPlan, inference: beam.PTransform | None = None
-) -> dict[str, beam.PCollection]:
-    """Compose manifest -> images -> batched CAM inference -> heatmaps/records -> Parquet (the sinks' results).
+) -> beam.PCollection:
+    """Compose manifest -> images -> batched CAM inference -> heatmaps/records -> Parquet (the writers' empty output).
 
     `inference` replaces the inference stage (LoadedImage -> InferredImage; default `InferCams`):
     the benchmark's RunInference alternative swaps that one stage and shares the rest.

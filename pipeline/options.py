@@ -176,8 +176,8 @@ class CamAuditOptions(PipelineOptions):
             "--record_shards",
             type=int,
             default=0,
-            help="Number of Parquet files for the ok rows (records/part-*). Default 0: the runner decides; "
-            "error rows (records/errors-*) always go where the runner decides.",
+            help="Number of Parquet files for the ok rows (records/part-*). Default 0: one per 20,000 rows; "
+            "error rows (records/errors-*) always one per 20,000 rows.",
         )
         group.add_argument(
             "--max_pixels",
@@ -215,6 +215,6 @@ class CamAuditOptions(PipelineOptions):
             type=int,
             default=ROWS_PER_BUNDLE_FILE,
             help=f"Records a worker holds before committing them to records/_bundles/ (default "
-            f"{ROWS_PER_BUNDLE_FILE}); every bundle also commits at its end. An interrupted run loses at "
-            "most this many audited images per worker to --resume.",
+            f"{ROWS_PER_BUNDLE_FILE}); every bundle also commits at its end. An interrupted run loses "
+            "about this many audited images per worker (and those in flight): --resume redoes them.",
         )

@@ -145,3 +145,29 @@ def test_local_worker_processes_share_the_cores(monkeypatch: pytest.MonkeyPatch)
     spelled = PipelineOptions(["--runner", "direct", "--direct_running_mode", "multi_processing",
                                "--direct_num_workers", "4"])
     assert build.cores_per_process(spelled) == 2
+
+
+def test_prepare_output_probes_the_folder_before_deleting_anything(
+    tiny_archive: TinyArchive, tiny_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    output = tmp_path / "out"
+    written = fake_records(output)
+    plan = plan_audit(audit_options([*base_args(tiny_archive, tiny_model_path, output), "--overwrite"]))
+
+    def refuse(path: str, data: bytes) -> None:
+        raise PermissionError(f"read-only bucket: {path}")
+
+    monkeypatch.setattr(build.files, "write_bytes", refuse)
+    with pytest.raises(ValueError, match="is not writable: PermissionError: read-only bucket"):
+        prepare_output(plan)
+    assert {path: path.read_bytes() for path in written} == written  # nothing deleted
+
+
+def test_an_interrupted_runs_bundle_files_count_as_previous_records(tmp_path: Path) -> None:
+    bundle = tmp_path / "records" / "_bundles" / "part-abc.parquet"
+    bundle.parent.mkdir(parents=True)
+    bundle.write_bytes(b"committed rows")
+    with pytest.raises(ValueError, match="already holds 1 record file.*--resume to continue it"):
+        previous_records(str(tmp_path), overwrite=False)
+    assert previous_records(str(tmp_path), overwrite=False, resume=True) == []  # kept, to continue from
+    assert previous_records(str(tmp_path), overwrite=True) == [str(bundle)]

@@ -11,11 +11,12 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import DebugOptions, DirectOptions, PipelineOptions, StandardOptions
 
 from pipeline.options import CamAuditOptions
-from pipeline.summary import record_files
+from pipeline.summary import record_files, study_files
 from transforms import files
 from transforms.cam_head import find_cam_head, model_input_size
 from transforms.devices import usable_cores
 from transforms.explain import ExplainCams
+from transforms.flags import FlagThresholds
 from transforms.images import LoadImages
 from transforms.inference import CamModelLoader, InferCams
 from transforms.manifest import ReadManifest, inspect_manifest, read_labels
@@ -24,6 +25,7 @@ from transforms.mura import default_data_root
 from transforms.output_paths import heatmaps_dir
 from transforms.records import WriteRecords
 from transforms.schema import RunFacts
+from transforms.studies import BuildStudies
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +47,9 @@ class AuditPlan:
     heatmap_dir: str | None
     heatmap_format: str
     record_shards: int
+    flag_thresholds: FlagThresholds
+    study_threshold: float
+    abnormal_class: int  # the class whose probability is the abnormality probability
 
 
 def new_run_id() -> str:
@@ -65,7 +70,8 @@ def previous_records(output_dir: str, overwrite: bool) -> list[str]:
             f"--output {output_dir!r} already holds {len(previous)} record file(s) from an earlier run; "
             "pass --overwrite to replace them or choose another --output"
         )
-    return previous
+    # The study table's files carry random names: an earlier run's would sit beside the new ones.
+    return previous + study_files(output_dir)
 
 
 def prepare_output(plan: AuditPlan) -> None:
@@ -120,6 +126,26 @@ def batch_bounds(options: CamAuditOptions) -> tuple[int, int]:
     return min_batch, max_batch
 
 
+def flag_levels(options: CamAuditOptions) -> FlagThresholds:
+    """The --flag_* options as checked FlagThresholds."""
+    thresholds = FlagThresholds(
+        border_margin=options.flag_border_margin,
+        window=options.flag_window,
+        background_level=options.flag_background_level,
+        saturation_level=options.flag_saturation_level,
+        confidence=options.flag_confidence,
+        diffuse_coverage=options.flag_diffuse_coverage,
+    )
+    thresholds.check()
+    return thresholds
+
+
+def abnormal_class(class_names: tuple[str, ...]) -> int:
+    """Index of the class named 'abnormal' (any case), else the last class (MURA: 1 = abnormal)."""
+    lowered = [name.lower() for name in class_names]
+    return lowered.index("abnormal") if "abnormal" in lowered else len(class_names) - 1
+
+
 def plan_audit(options: CamAuditOptions) -> AuditPlan:
     """Check every option, the manifest, the output folder and the model; touch nothing.
 
@@ -134,6 +160,9 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
     if not 0.0 < options.threshold <= 1.0:
         raise ValueError(f"--threshold must be in (0, 1], got {options.threshold}")
     min_batch, max_batch = batch_bounds(options)
+    flag_thresholds = flag_levels(options)
+    if not 0.0 <= options.study_threshold <= 1.0:
+        raise ValueError(f"--study_threshold must be within 0..1, got {options.study_threshold}")
     loader = CamModelLoader(
         options.model,
         method="cam",
@@ -185,13 +214,18 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         heatmap_dir=None if options.no_heatmaps else heatmaps_dir(options.output),
         heatmap_format=options.heatmap_format,
         record_shards=options.record_shards,
+        flag_thresholds=flag_thresholds,
+        study_threshold=float(options.study_threshold),
+        abnormal_class=abnormal_class(class_names),
     )
 
 
 def build_audit(
     pipeline: beam.Pipeline, plan: AuditPlan, inference: beam.PTransform | None = None
 ) -> dict[str, beam.PCollection]:
-    """Compose manifest -> images -> batched CAM inference -> heatmaps/records -> Parquet (the sinks' results).
+    """Compose manifest -> images -> batched CAM inference -> heatmaps/records -> Parquet, and the study table.
+
+    Returns the sinks' results and, under "studies", the study rows.
 
     `inference` replaces the inference stage (LoadedImage -> InferredImage; default `InferCams`):
     the benchmark's RunInference alternative swaps that one stage and shares the rest.
@@ -201,5 +235,11 @@ def build_audit(
     inferred = images | "InferCams" >> (
         inference or InferCams(plan.loader, plan.min_batch_size, plan.max_batch_size)
     )
-    ok_records = inferred | "ExplainCams" >> ExplainCams(plan.facts, plan.heatmap_dir, plan.heatmap_format)
-    return (ok_records, error_records) | "WriteRecords" >> WriteRecords(plan.output_dir, plan.record_shards)
+    ok_records = inferred | "ExplainCams" >> ExplainCams(
+        plan.facts, plan.heatmap_dir, plan.heatmap_format, plan.flag_thresholds
+    )
+    written = (ok_records, error_records) | "WriteRecords" >> WriteRecords(plan.output_dir, plan.record_shards)
+    written["studies"] = (ok_records, error_records) | "BuildStudies" >> BuildStudies(
+        plan.output_dir, plan.abnormal_class, plan.study_threshold, plan.facts.run_id
+    )
+    return written

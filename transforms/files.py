@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
@@ -38,3 +40,10 @@ def delete(paths: list[str]) -> None:
     """Delete files or folders (recursively); an empty list does nothing."""
     if paths:
         FileSystems.delete(paths)
+
+
+def write_parquet(path: str, table: pa.Table) -> None:
+    """Write a pyarrow table as one Parquet file (snappy), through FileSystems like every other write."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="snappy")
+    write_bytes(path, sink.getvalue().to_pybytes())

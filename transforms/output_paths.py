@@ -11,6 +11,8 @@ RECORDS_DIR = "records"  # OUTPUT/records/*.parquet
 OK_PREFIX = "part"  # records/part-SSSSS-of-NNNNN.parquet: the images that were audited
 ERROR_PREFIX = "errors"  # records/errors-SSSSS-of-NNNNN.parquet: the manifest lines that could not be
 RUN_INFO_FILE = "run_info.json"
+STUDIES_DIR = "studies"  # OUTPUT/studies/part-<id>.parquet: one row per study (transforms/study_schema.py)
+REPORT_DIR = "report"  # OUTPUT/report/index.html, metrics.json and the plots beside them
 
 
 def is_uri(path: str) -> bool:
@@ -33,6 +35,16 @@ def heatmaps_dir(output_dir: str) -> str:
 def records_dir(output_dir: str) -> str:
     """Where a run's Parquet records go."""
     return join_path(output_dir, RECORDS_DIR)
+
+
+def studies_dir(output_dir: str) -> str:
+    """Where a run's study table goes."""
+    return join_path(output_dir, STUDIES_DIR)
+
+
+def report_dir(output_dir: str) -> str:
+    """Where a run's report goes."""
+    return join_path(output_dir, REPORT_DIR)
 
 
 _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$")

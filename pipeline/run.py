@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -13,6 +14,7 @@ from apache_beam.runners.runner import PipelineRunner
 
 from pipeline.build import AuditPlan, build_audit, plan_audit, prepare_output
 from pipeline.options import CamAuditOptions, help_text, route_labels_flag
+from pipeline.report import build_report
 from pipeline.summary import AuditSummary, summarise_records
 from transforms import files
 from transforms.output_paths import RUN_INFO_FILE, join_path
@@ -41,6 +43,8 @@ def write_run_info(plan: AuditPlan, summary: AuditSummary, seconds: float, argv:
         "model_sha256": plan.facts.model_sha256,
         "class_names": list(plan.facts.class_names),
         "threshold": plan.facts.threshold,
+        "study_threshold": plan.study_threshold,
+        "flag_thresholds": dataclasses.asdict(plan.flag_thresholds),
         "input_size": list(plan.input_size),
         "manifest": plan.manifest,
         "manifest_format": plan.manifest_format,
@@ -70,6 +74,8 @@ def run(argv: list[str] | None = None) -> AuditSummary:
     summary = summarise_records(plan.output_dir, plan.facts.run_id)
     run_info = write_run_info(plan, summary, seconds, argv)
     print(summary.render(plan.output_dir, run_info, seconds))
+    # The report reads what the run wrote (records, study table), after the run, on the launcher.
+    print(build_report(plan.output_dir).headline())
     return summary
 
 

@@ -15,6 +15,11 @@ CAM_AUDIT_FLAGS = {
     "--cam_class", "--cam_alignment", "--heatmap_format", "--no_heatmaps", "--run_id", "--mixed_precision",
     "--overwrite", "--record_shards",
 }  # fmt: skip
+# The audit's study and flag options.
+CAM_AUDIT_FLAGS |= {
+    "--study_threshold", "--flag_border_margin", "--flag_window", "--flag_background_level",
+    "--flag_saturation_level", "--flag_confidence", "--flag_diffuse_coverage",
+}  # fmt: skip
 
 
 @pytest.mark.parametrize(

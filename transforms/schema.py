@@ -150,9 +150,9 @@ def to_record(
     return record
 
 
-def schema_markdown() -> str:
-    """The schema as a Markdown table, for the README (tests keep the two in step)."""
+def schema_markdown(fields: list[tuple[pa.Field, str]] = RECORD_FIELDS) -> str:
+    """A schema (the records' by default) as a Markdown table, for the README (tests keep the two in step)."""
     rows = ["| column | type | nullable | meaning |", "|---|---|---|---|"]
-    for field, meaning in RECORD_FIELDS:
+    for field, meaning in fields:
         rows.append(f"| `{field.name}` | `{field.type}` | {'yes' if field.nullable else 'no'} | {meaning} |")
     return "\n".join(rows)

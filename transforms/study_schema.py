@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from transforms.schema import schema_markdown
+
 # Field order is the column order in the files; run-wide facts and counts are never null.
 STUDY_FIELDS: list[tuple[pa.Field, str]] = [
     (pa.field("study_id", pa.string(), nullable=False), "study directory, as in the records"),
@@ -28,7 +30,4 @@ STUDY_SCHEMA = pa.schema([field for field, _ in STUDY_FIELDS])
 
 def study_schema_markdown() -> str:
     """The study schema as a Markdown table, for the README (tests keep the two in step)."""
-    rows = ["| column | type | nullable | meaning |", "|---|---|---|---|"]
-    for field, meaning in STUDY_FIELDS:
-        rows.append(f"| `{field.name}` | `{field.type}` | {'yes' if field.nullable else 'no'} | {meaning} |")
-    return "\n".join(rows)
+    return schema_markdown(STUDY_FIELDS)

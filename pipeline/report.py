@@ -143,6 +143,8 @@ def build_report(output_dir: str, study_threshold: float | None = None, rebuild:
     abnormal = abnormal_class(tuple(class_names))
     threshold = study_threshold if study_threshold is not None else info.get("study_threshold", 0.5)
     records = read_records(output_dir)
+    # The raw CAMs are most of a record's bytes and the report never reads them.
+    records = records.drop_columns([c for c in ("cam",) if c in records.column_names])
     if rebuild or not study_files(output_dir):
         rows = rebuild_studies(records.to_pylist(), abnormal, threshold, info.get("run_id", "rebuilt"))
         files.delete(study_files(output_dir))

@@ -42,7 +42,8 @@ def roc_png(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]) -> byte
         axis.plot([0, 1], [0, 1], ls=":", color="grey")
         axis.set(title=f"ROC, {level} level", xlabel="false-positive rate", ylabel="true-positive rate",
                  xlim=(0, 1), ylim=(0, 1.01))
-        axis.legend(fontsize=7, loc="lower right")
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=7, loc="lower right")
     return _png(figure)
 
 

@@ -58,9 +58,12 @@ def abnormal_probability(record: dict[str, Any], abnormal_class: int) -> float:
 
 
 def grouped_metrics(items: list[tuple[str | None, int | None, float | None]], threshold: float,
-                    resamples: int, seed: int) -> dict[str, Any]:
-    """binary_metrics overall and per body part of (body part, label, score) items; unlabelled ones skipped."""
-    parts = sorted({part or "unknown" for part, _, _ in items})
+                    resamples: int, seed: int, parts: set[str | None] = frozenset()) -> dict[str, Any]:
+    """binary_metrics overall and per body part of (body part, label, score) items; unlabelled ones skipped.
+
+    Every body part of `items` and `parts` gets an entry: one with no labelled rows says so (n = 0).
+    """
+    parts = sorted({part or "unknown" for part in {*parts, *(part for part, _, _ in items)}})
     result = {}
     for group in [OVERALL, *parts]:
         chosen = [(label, score) for part, label, score in items
@@ -75,9 +78,10 @@ def audit_metrics(tables: AuditTables, study_threshold: float, resamples: int = 
     """metrics.json: image and study level, overall and per body part."""
     image_items = [(r["body_part"], r["label"], abnormal_probability(r, tables.abnormal_class)) for r in tables.ok]
     study_items = [(s["body_part"], s["label"], s["mean_abnormal_probability"]) for s in tables.studies]
+    every_part = {r.get("body_part") for r in tables.records}
     return {
-        "image": grouped_metrics(image_items, 0.5, resamples, seed),
-        "study": grouped_metrics(study_items, study_threshold, resamples, seed),
+        "image": grouped_metrics(image_items, 0.5, resamples, seed, every_part),
+        "study": grouped_metrics(study_items, study_threshold, resamples, seed, every_part),
         "image_threshold": 0.5,
         "study_threshold": study_threshold,
         "bootstrap": {"resamples": resamples, "seed": seed, "level": 0.95},

@@ -9,6 +9,7 @@ import pyarrow as pa
 from pipeline.report_data import (
     SHORTCUT_ALERT_SHARE,
     AuditTables,
+    audit_metrics,
     audit_tables,
     error_reasons,
     galleries,
@@ -66,3 +67,12 @@ def test_several_methods_classify_once_and_get_a_row_each() -> None:
     summary = per_method(audit, ["deletion_auc"])
     assert [(m["method"], m["flags"]["flag_border_peak"], m["means"]["deletion_auc"]) for m in summary] == [
         ("cam", 0, 0.2), ("gradcam", 1, 0.4)]
+
+
+def test_a_body_part_with_no_labelled_rows_says_so() -> None:
+    rows = [row(f"a{i}", i % 2, i % 2, 0.2 + 0.6 * (i % 2)) for i in range(6)]
+    rows.append({**row("e", 0, 1, 0.5), "status": "error", "body_part": "XR_ELBOW"})
+    metrics = audit_metrics(tables(rows), 0.5, resamples=20)
+    assert metrics["image"]["XR_ELBOW"]["n"] == 0 and metrics["image"]["XR_ELBOW"]["auroc"] is None
+    assert metrics["image"]["XR_ELBOW"]["notes"] == {"all": "no labelled rows"}
+    assert metrics["image"]["XR_HAND"]["n"] == 6 and metrics["image"]["XR_HAND"]["auroc"] == 1.0

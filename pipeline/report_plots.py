@@ -74,8 +74,9 @@ def peak_density_png(rows: list[dict[str, Any]], class_names: list[str]) -> byte
     plt = _pyplot()
     parts = ["all", *sorted({r["body_part"] or "unknown" for r in rows})]
     classes = sorted({r["predicted_class"] for r in rows})
-    figure, axes = plt.subplots(len(parts), max(1, len(classes)), figsize=(2.4 * max(1, len(classes)) + 0.6,
-                                                                            2.2 * len(parts)), squeeze=False)
+    columns = max(1, len(classes))
+    figure, axes = plt.subplots(len(parts), columns, figsize=(2.6 * columns + 0.6, 2.5 * len(parts)),
+                                squeeze=False, layout="constrained")
     for i, part in enumerate(parts):
         for j, predicted in enumerate(classes or [None]):
             chosen = [r for r in rows if r["predicted_class"] == predicted and r["peak_x_norm"] is not None
@@ -85,7 +86,7 @@ def peak_density_png(rows: list[dict[str, Any]], class_names: list[str]) -> byte
             axis = axes[i][j]
             axis.imshow(density / max(len(chosen), 1), extent=(0, 1, 1, 0), cmap="magma", vmin=0)
             name = class_names[predicted] if predicted is not None and predicted < len(class_names) else predicted
-            axis.set_title(f"{part}, predicted {name} (n={len(chosen)})", fontsize=7)
+            axis.set_title(f"{part.removeprefix('XR_')}, predicted {name} (n={len(chosen)})", fontsize=8)
             axis.set_xticks([0, 0.5, 1])
             axis.set_yticks([0, 0.5, 1])
             axis.tick_params(labelsize=6)
@@ -97,7 +98,8 @@ def distributions_png(rows: list[dict[str, Any]], class_names: list[str]) -> byt
     plt = _pyplot()
     parts = sorted({r["body_part"] or "unknown" for r in rows})
     classes = sorted({r["predicted_class"] for r in rows})
-    figure, axes = plt.subplots(2, 1, figsize=(max(6, 1.3 * len(parts) * max(1, len(classes))), 6.4))
+    figure, axes = plt.subplots(2, 1, figsize=(max(6, 1.3 * len(parts) * max(1, len(classes))), 6.4),
+                                layout="constrained")
     for axis, column, title in ((axes[0], "coverage", "CAM coverage"), (axes[1], "peak_value", "CAM peak value")):
         data, positions, labels = [], [], []
         for i, part in enumerate(parts):

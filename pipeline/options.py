@@ -179,7 +179,7 @@ class CamAuditOptions(PipelineOptions):
         )
         audit.add_argument("--flag_border_margin", type=float, default=0.05,
                            help="flag_border_peak: CAM peak within this fraction of the shorter side of an edge.")
-        audit.add_argument("--flag_window", type=float, default=0.04,
+        audit.add_argument("--flag_window", type=float, default=0.08,
                            help="Half-side of the window read around the CAM peak, fraction of the shorter side.")
         audit.add_argument("--flag_background_level", type=float, default=0.1,
                            help="flag_off_body_peak: window median below p1 + level * (p99 - p1) of the image.")

@@ -110,6 +110,9 @@ def distributions_png(rows: list[dict[str, Any]], class_names: list[str]) -> byt
                 positions.append(i * (len(classes) + 1) + j)
                 name = class_names[predicted] if predicted < len(class_names) else str(predicted)
                 labels.append(f"{part.removeprefix('XR_')}\n{name}")
+        if not data:  # no audited image: an empty panel rather than no report
+            axis.text(0.5, 0.5, "no audited images", ha="center", va="center", transform=axis.transAxes)
+            continue
         axis.boxplot(data, positions=positions, widths=0.7)
         axis.set_xticks(positions, labels, fontsize=6)
         axis.set_title(f"{title} by body part and predicted class", fontsize=9)

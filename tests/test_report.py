@@ -83,3 +83,20 @@ def test_heatmap_links() -> None:
     assert heatmap_href("/out/heatmaps/a/b.png.jpg", "/out") == "../heatmaps/a/b.png.jpg"
     assert heatmap_href("gs://bucket/out/heatmaps/a.jpg", "gs://bucket/out") == "gs://bucket/out/heatmaps/a.jpg"
     assert heatmap_href("/elsewhere/a.jpg", "/out") == "file:///elsewhere/a.jpg"
+
+
+def test_a_run_of_error_rows_only_still_gets_a_report(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from tests.conftest import TEST_FACTS
+    from transforms import files
+    from transforms.mura import ManifestEntry
+    from transforms.schema import RECORD_SCHEMA, to_record
+
+    entry = ManifestEntry(image_path="a.png", study_id="s1", body_part="XR_HAND", label=1)
+    rows = [to_record(entry, "/x", TEST_FACTS, error="file not found: /x")]
+    table = pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)
+    files.write_parquet(str(tmp_path / "records" / "errors-0.parquet"), table)
+    result = build_report(str(tmp_path), resamples=10)
+    assert result.metrics["image"]["XR_HAND"]["notes"] == {"all": "no labelled rows"}
+    assert result.verdict.startswith("no abnormal predictions") and Path(result.page).stat().st_size > 0

@@ -15,6 +15,7 @@ from transforms.flags import (
     image_flags,
     off_body_peak,
     text_like_pixels,
+    to_grey,
 )
 
 DEFAULTS = FlagThresholds()
@@ -98,3 +99,9 @@ def test_thresholds_are_checked() -> None:
         FlagThresholds(confidence=1.5).check()
     with pytest.raises(ValueError, match="--flag_saturation_level"):
         FlagThresholds(saturation_level=0).check()
+
+
+def test_to_grey_takes_the_brightest_channel() -> None:
+    pixels = np.random.default_rng(2).integers(0, 256, (7, 9, 3), dtype=np.uint8)
+    assert np.array_equal(to_grey(pixels), pixels.max(axis=2))
+    assert np.array_equal(to_grey(pixels[..., 0]), pixels[..., 0])

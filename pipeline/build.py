@@ -13,10 +13,12 @@ from apache_beam.options.pipeline_options import DebugOptions, DirectOptions, Pi
 from pipeline.checks import check_image_options, check_labels_match, check_output_writable, check_resumable
 from pipeline.consolidate import committed_files, read_committed, scan_manifest
 from pipeline.options import CamAuditOptions
+from pipeline.summary import study_files
 from transforms import files
 from transforms.cam_head import find_cam_head, model_input_size
 from transforms.devices import usable_cores
 from transforms.explain import ExplainCams
+from transforms.flags import FlagThresholds
 from transforms.images import LoadImages
 from transforms.imaging import DEFAULT_MAX_PIXELS, DecodePolicy
 from transforms.inference import CamModelLoader, InferCams
@@ -28,6 +30,7 @@ from transforms.overlay import DEFAULT_HEATMAP_MAX_SIDE
 from transforms.progress import ReportProgress
 from transforms.records import ROWS_PER_BUNDLE_FILE, WriteRecords
 from transforms.schema import RunFacts
+from transforms.studies import BuildStudies
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +54,9 @@ class AuditPlan:
     record_shards: int
     progress_dir: str | None  # None: --progress_seconds 0
     progress_seconds: float
+    flag_thresholds: FlagThresholds
+    study_threshold: float
+    abnormal_class: int  # the class whose probability is the abnormality probability
     path_counts: dict[str, int]  # manifest lines naming each image path: the rows a complete run holds
     done_paths: frozenset[str] = frozenset()  # --resume: image paths that already have a row
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -82,7 +88,11 @@ def previous_records(output_dir: str, overwrite: bool, resume: bool = False) -> 
             f"--output {output_dir!r} already holds {len(previous)} record file(s) from an earlier run; "
             "pass --resume to continue it, --overwrite to replace it, or choose another --output"
         )
-    return [] if resume else previous
+    if resume:
+        # The study table of a resumed run is rebuilt from the consolidated records (pipeline/run.py).
+        return []
+    # The study table's files carry random names: an earlier run's would sit beside the new ones.
+    return previous + study_files(output_dir)
 
 
 def prepare_output(plan: AuditPlan) -> None:
@@ -162,6 +172,26 @@ def batch_bounds(options: CamAuditOptions) -> tuple[int, int]:
     return min_batch, max_batch
 
 
+def flag_levels(options: CamAuditOptions) -> FlagThresholds:
+    """The --flag_* options as checked FlagThresholds."""
+    thresholds = FlagThresholds(
+        border_margin=options.flag_border_margin,
+        window=options.flag_window,
+        background_level=options.flag_background_level,
+        saturation_level=options.flag_saturation_level,
+        confidence=options.flag_confidence,
+        diffuse_coverage=options.flag_diffuse_coverage,
+    )
+    thresholds.check()
+    return thresholds
+
+
+def abnormal_class(class_names: tuple[str, ...]) -> int:
+    """Index of the class named 'abnormal' (any case), else the last class (MURA: 1 = abnormal)."""
+    lowered = [name.lower() for name in class_names]
+    return lowered.index("abnormal") if "abnormal" in lowered else len(class_names) - 1
+
+
 def plan_audit(options: CamAuditOptions) -> AuditPlan:
     """Check every option, the manifest, the output folder and the model; touch nothing.
 
@@ -179,6 +209,9 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
     if not 0.0 < options.threshold <= 1.0:
         raise ValueError(f"--threshold must be in (0, 1], got {options.threshold}")
     min_batch, max_batch = batch_bounds(options)
+    flag_thresholds = flag_levels(options)
+    if not 0.0 <= options.study_threshold <= 1.0:
+        raise ValueError(f"--study_threshold must be within 0..1, got {options.study_threshold}")
     loader = CamModelLoader(
         options.model,
         method="cam",
@@ -251,13 +284,18 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         records_per_commit=options.records_per_commit,
         progress_dir=progress_dir(options.output, run_id) if options.progress_seconds else None,
         progress_seconds=float(options.progress_seconds),
+        flag_thresholds=flag_thresholds,
+        study_threshold=float(options.study_threshold),
+        abnormal_class=abnormal_class(class_names),
     )
 
 
 def build_audit(
     pipeline: beam.Pipeline, plan: AuditPlan, inference: beam.PTransform | None = None
-) -> beam.PCollection:
-    """Compose manifest -> images -> batched CAM inference -> heatmaps/records -> Parquet (the writers' empty output).
+) -> dict[str, beam.PCollection]:
+    """Compose manifest -> images -> batched CAM inference -> heatmaps/records -> Parquet, and the study table.
+
+    Returns the record writers' (empty) output under "records" and the study rows under "studies".
 
     `inference` replaces the inference stage (LoadedImage -> InferredImage; default `InferCams`):
     the benchmark's RunInference alternative swaps that one stage and shares the rest.
@@ -272,11 +310,15 @@ def build_audit(
         inference or InferCams(plan.loader, plan.min_batch_size, plan.max_batch_size)
     )
     ok_records = inferred | "ExplainCams" >> ExplainCams(
-        plan.facts, plan.heatmap_dir, plan.heatmap_format, plan.heatmap_max_side
+        plan.facts, plan.heatmap_dir, plan.heatmap_format, plan.heatmap_max_side, plan.flag_thresholds
     )
     if plan.progress_dir is not None:
         # Tallies rewritten twice per reporting interval, so every report sees a fresh count.
         interval = plan.progress_seconds / 2
         ok_records | "ProgressOk" >> ReportProgress(plan.progress_dir, interval)
         error_records | "ProgressErrors" >> ReportProgress(plan.progress_dir, interval)
-    return (ok_records, error_records) | "WriteRecords" >> WriteRecords(plan.output_dir, plan.records_per_commit)
+    written = (ok_records, error_records) | "WriteRecords" >> WriteRecords(plan.output_dir, plan.records_per_commit)
+    studies = (ok_records, error_records) | "BuildStudies" >> BuildStudies(
+        plan.output_dir, plan.abnormal_class, plan.study_threshold, plan.facts.run_id
+    )
+    return {"records": written, "studies": studies}

@@ -41,16 +41,20 @@ class LocalisationScore:
         )
 
 
-def read_ground_truth(path: str) -> dict[str, Box]:
-    """Ground-truth CSV (`image_path,label,x0,y0,x1,y1`) -> boxes of the positive images."""
+def read_ground_truth(path: str, prefix: str = "") -> dict[str, Box]:
+    """Ground-truth CSV (`image_path,label,x0,y0,x1,y1`) -> boxes of the positive images.
+
+    `prefix="marker_"` reads a shortcut archive's token boxes (`marker_x0..marker_y1`) instead.
+    """
     reader = csv.DictReader(io.StringIO(files.read_bytes(path).decode("utf-8")))
-    missing = {"image_path", "x0", "y0", "x1", "y1"} - set(reader.fieldnames or [])
+    corners = [f"{prefix}{name}" for name in ("x0", "y0", "x1", "y1")]
+    missing = {"image_path", *corners} - set(reader.fieldnames or [])
     if missing:
         raise ValueError(f"{path}: ground truth needs columns {sorted(missing)}")
     return {
-        row["image_path"].strip(): (int(row["x0"]), int(row["y0"]), int(row["x1"]), int(row["y1"]))
+        row["image_path"].strip(): tuple(int(row[name]) for name in corners)
         for row in reader
-        if row["x0"] not in (None, "")
+        if row[corners[0]] not in (None, "")
     }
 
 

@@ -218,3 +218,25 @@ class CamAuditOptions(PipelineOptions):
             f"{ROWS_PER_BUNDLE_FILE}); every bundle also commits at its end. An interrupted run loses "
             "about this many audited images per worker (and those in flight): --resume redoes them.",
         )
+        audit = parser.add_argument_group("cam-audit: studies and flags")
+        audit.add_argument(
+            "--study_threshold",
+            type=float,
+            default=0.5,
+            help="A study is predicted abnormal when its images' mean abnormality probability exceeds "
+            "this (MURA's rule: 0.5).",
+        )
+        audit.add_argument("--flag_border_margin", type=float, default=0.05,
+                           help="flag_border_peak: CAM peak within this fraction of the shorter side of an edge.")
+        audit.add_argument("--flag_window", type=float, default=0.08,
+                           help="Half-side of the window read around the CAM peak, fraction of the shorter side.")
+        audit.add_argument("--flag_background_level", type=float, default=0.1,
+                           help="flag_off_body_peak: window median below p1 + level * (p99 - p1) of the image.")
+        audit.add_argument("--flag_saturation_level", type=int, default=254,
+                           help="flag_burned_in_peak: grey level (0..255) from which a pixel is saturated; "
+                           "the peak window must hold >= 3%% such pixels on thin strokes (text-like).")
+        audit.add_argument("--flag_confidence", type=float, default=0.9,
+                           help="Top probability from which a prediction is confident (flag_diffuse, "
+                           "flag_label_disagreement).")
+        audit.add_argument("--flag_diffuse_coverage", type=float, default=0.5,
+                           help="flag_diffuse: confident prediction with at least this coverage.")

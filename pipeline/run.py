@@ -20,6 +20,7 @@ from pipeline.consolidate import Consolidation, consolidate
 from pipeline.known_options import check_known_options
 from pipeline.options import CamAuditOptions, help_text, route_labels_flag
 from pipeline.progress import ProgressReporter
+from pipeline.report import build_report
 from pipeline.summary import AuditSummary, summarise_records
 from transforms import files
 from transforms.output_paths import RUN_INFO_FILE, join_path
@@ -55,6 +56,8 @@ def write_run_info(
         "model_sha256": plan.facts.model_sha256,
         "class_names": list(plan.facts.class_names),
         "threshold": plan.facts.threshold,
+        "study_threshold": plan.study_threshold,
+        "flag_thresholds": dataclasses.asdict(plan.flag_thresholds),
         "input_size": list(plan.input_size),
         "manifest": plan.manifest,
         "manifest_format": plan.manifest_format,
@@ -108,6 +111,10 @@ def run(argv: list[str] | None = None) -> AuditSummary:
     run_info = write_run_info(plan, summary, seconds, argv, consolidation, metrics)
     print(render_metrics(metrics))
     print(summary.render(plan.output_dir, run_info, seconds))
+    # The report reads what the run wrote (records, study table), after the run, on the launcher. A
+    # resumed run's study table is rebuilt from the consolidated records: its pipeline saw only the
+    # images it audited, not those of the interrupted run.
+    print(build_report(plan.output_dir, rebuild=bool(plan.done_paths)).headline())
     return summary
 
 

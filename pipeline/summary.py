@@ -13,8 +13,9 @@ import pyarrow.parquet as pq
 
 from transforms import files
 from transforms.metrics import accuracy, cohen_kappa, format_metric, study_votes
-from transforms.output_paths import heatmaps_dir, join_path, records_dir
+from transforms.output_paths import heatmaps_dir, join_path, records_dir, studies_dir
 from transforms.schema import RECORD_SCHEMA, STATUS_OK
+from transforms.study_schema import STUDY_SCHEMA
 
 ABNORMAL_CLASS = 1  # MURA convention: class 1 = abnormal
 
@@ -22,6 +23,18 @@ ABNORMAL_CLASS = 1  # MURA convention: class 1 = abnormal
 def record_files(output_dir: str) -> list[str]:
     """Paths of the Parquet record files under an output folder."""
     return files.matching(join_path(records_dir(output_dir), "*.parquet"))
+
+
+def study_files(output_dir: str) -> list[str]:
+    """Paths of the study table's Parquet files under an output folder."""
+    return files.matching(join_path(studies_dir(output_dir), "*.parquet"))
+
+
+def read_studies(output_dir: str) -> pa.Table:
+    """The study table of an output folder (transforms/study_schema.py), rows sorted by study_id."""
+    tables = [pq.read_table(pa.BufferReader(files.read_bytes(path))) for path in study_files(output_dir)]
+    table = pa.concat_tables(tables) if tables else STUDY_SCHEMA.empty_table()
+    return table.sort_by("study_id")
 
 
 def read_records(output_dir: str, columns: list[str] | None = None) -> pa.Table:

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.localize import localise_run
+from pipeline.report_data import verdict
 from pipeline.run import run
+from pipeline.summary import AuditSummary
 from reference.synth import generate_archive
 from transforms.metrics import format_metric
 
@@ -48,13 +50,14 @@ class DemoPaths:
         return self.workdir / "audit"
 
 
-def ensure_archive(paths: DemoPaths) -> None:
-    """Generate the synthetic archive unless a complete one is there."""
+def ensure_archive(paths: DemoPaths, shortcut: float = 0.0) -> None:
+    """Generate the synthetic archive (with a shortcut token at rate `shortcut`) unless a complete one is there."""
     if (paths.mura / "valid_ground_truth.csv").exists():
         print(f"[demo] re-using archive {paths.mura}")
         return
-    print(f"[demo] generating a MURA-shaped archive ({DEMO_PATIENTS} patients) in {paths.archive}")
-    print(generate_archive(paths.archive, patients=DEMO_PATIENTS, seed=DEMO_SEED).describe())
+    kind = f"with a shortcut token in {shortcut:.0%} of abnormal images" if shortcut else "clean"
+    print(f"[demo] generating a MURA-shaped archive ({DEMO_PATIENTS} patients, {kind}) in {paths.archive}")
+    print(generate_archive(paths.archive, patients=DEMO_PATIENTS, seed=DEMO_SEED, shortcut=shortcut).describe())
 
 
 def ensure_model(paths: DemoPaths) -> None:
@@ -79,18 +82,12 @@ def ensure_model(paths: DemoPaths) -> None:
     subprocess.run([sys.executable, "-m", "reference.train", *args], check=True)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reference.demo", description=__doc__)
-    parser.add_argument("--workdir", default="demo_out", help="where the archive, model and audit go")
-    args = parser.parse_args(argv)
-    paths = DemoPaths(Path(args.workdir).resolve())
-    start = time.perf_counter()
-    ensure_archive(paths)
-    ensure_model(paths)
+def audit_valid_split(paths: DemoPaths) -> AuditSummary:
+    """Audit the archive's valid split with the demo model into paths.audit (report included)."""
     # The pointing game explains the ground-truth class (Zhang et al.): the demo audits where the
     # model sees abnormality (class 1) in every image, positives and negatives alike.
     print(f"[demo] auditing the valid split with {paths.model.name}, explaining class 1 (abnormal)")
-    summary = run(
+    return run(
         [
             "--manifest", str(paths.mura / "valid_image_paths.csv"),
             "--labels", str(paths.mura / "valid_labeled_studies.csv"),
@@ -100,6 +97,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--cam_class", "1",
         ]
     )  # fmt: skip
+
+
+def report_verdict(paths: DemoPaths) -> str:
+    """The report's one-line verdict on the model's flags, from its metrics.json."""
+    metrics = json.loads((paths.audit / "report" / "metrics.json").read_text())
+    return verdict(metrics["flags"]["shortcut"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reference.demo", description=__doc__)
+    parser.add_argument("--workdir", default="demo_out", help="where the archive, model and audit go")
+    args = parser.parse_args(argv)
+    paths = DemoPaths(Path(args.workdir).resolve())
+    start = time.perf_counter()
+    ensure_archive(paths)
+    ensure_model(paths)
+    summary = audit_valid_split(paths)
     score = localise_run(str(paths.audit), str(paths.mura / "valid_ground_truth.csv"))
     (paths.audit / "localization.json").write_text(json.dumps(dataclasses.asdict(score), indent=2))
     accuracy = format_metric(summary.image_accuracy)
@@ -109,7 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  {score.render()}")
     print(f"  heatmaps: {paths.audit / 'heatmaps'}")
     print(f"  records:  {paths.audit / 'records'}  (Parquet, schema in README.md)")
-    print(f"  report:   {paths.audit / 'run_info.json'}, {paths.audit / 'localization.json'}")
+    print(f"  run info: {paths.audit / 'run_info.json'}, {paths.audit / 'localization.json'}")
+    print(f"  report:   {paths.audit / 'report' / 'index.html'}")
+    print(f"  flags:    {report_verdict(paths)}")
     print(f"  model:    {paths.model} (+ .json sidecar)")
     print(f"  total {time.perf_counter() - start:.0f} s")
     print("=" * 72)

@@ -170,3 +170,50 @@ def write_tiny_archive(root: Path, seed: int = 0) -> TinyArchive:
 def tiny_archive(tmp_path_factory: pytest.TempPathFactory) -> TinyArchive:
     """The tiny archive, written once per test session."""
     return write_tiny_archive(tmp_path_factory.mktemp("archive"))
+
+
+def write_audited_run(output: Path, seed: int = 0) -> list[dict]:
+    """A finished run's records/, heatmaps/ and run_info.json, made without a model: 3 body parts,
+    labelled studies of 1-3 images, one error row, one image without a study; returns the records."""
+    import json
+
+    from transforms import files
+    from transforms.cam import CamStats
+    from transforms.flags import FLAG_NAMES
+    from transforms.schema import RECORD_SCHEMA, Prediction, to_record
+
+    rng = np.random.default_rng(seed)
+    records = []
+    for index in range(36):
+        part = ("XR_HAND", "XR_WRIST", "XR_ELBOW")[index % 3]
+        study = f"valid/{part}/patient{index // 6:05d}/study{index % 2 + 1}_x/"
+        label = int((index // 6 + index % 2) % 2)
+        entry = ManifestEntry(image_path=f"{study}image{index}.png", study_id=study, patient_id=f"p{index // 6}",
+                              body_part=part, split="valid", label=label)
+        if index == 5:
+            records.append(to_record(entry, "/x", TEST_FACTS, error="file not found: /x"))
+            continue
+        abnormal = float(np.clip(rng.normal(0.3 + 0.4 * label, 0.2), 0.01, 0.99))
+        heatmap = output / "heatmaps" / f"{entry.image_path}.jpg"
+        heatmap.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(heatmap), rng.integers(0, 255, (40, 60, 3), dtype=np.uint8))
+        flags = {name: bool(rng.random() < 0.2) for name in FLAG_NAMES}
+        records.append(to_record(
+            entry, "/x", TEST_FACTS, size=(60, 40),
+            prediction=Prediction((1 - abnormal, abnormal), 1, np.ones((2, 3), np.float32)),
+            stats=CamStats(int(rng.integers(60)), int(rng.integers(40)), 0.5, 0.5, 1.0, float(rng.random())),
+            heatmap_path=str(heatmap), flags=flags,
+        ))
+    loose = ManifestEntry(image_path="loose.png", label=None)
+    records.append(to_record(loose, "/x", TEST_FACTS, size=(60, 40),
+                             prediction=Prediction((0.4, 0.6), 1, np.ones((2, 3), np.float32)),
+                             stats=CamStats(1, 1, 0.1, 0.1, 1.0, 0.2),
+                             flags={name: False for name in FLAG_NAMES}))
+    import pyarrow as pa
+
+    files.write_parquet(str(output / "records" / "part-00000-of-00001.parquet"),
+                        pa.Table.from_pylist(records, schema=RECORD_SCHEMA))
+    (output / "run_info.json").write_text(json.dumps({
+        "run_id": "test", "model_sha256": "0" * 64, "class_names": ["normal", "abnormal"],
+        "study_threshold": 0.5, "argv": ["--model", "m.keras"], "manifest": "m.csv"}))
+    return records

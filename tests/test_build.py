@@ -47,6 +47,9 @@ def fake_records(output: Path) -> dict[Path, bytes]:
         (["--progress_seconds", "-1"], "--progress_seconds"),
         (["--runner", "apache_beam.runners.dask.dask_runner.DaskRunner"], "DaskRunner loses rows"),
         (["--runner", "DaskRunner"], "finish_bundle"),
+        (["--study_threshold", "1.5"], "--study_threshold"),
+        (["--flag_confidence", "2"], "--flag_confidence"),
+        (["--flag_saturation_level", "300"], "--flag_saturation_level"),
     ],
 )
 def test_bad_configuration_fails_at_start(
@@ -94,6 +97,11 @@ def test_previous_records_are_refused_without_overwrite(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="already holds 2 record file.*--overwrite"):
         previous_records(str(tmp_path), overwrite=False)
     assert previous_records(str(tmp_path), overwrite=True) == sorted(str(path) for path in written)
+    # An earlier run's study table goes with its records (its files carry random names).
+    study = tmp_path / "studies" / "part-abc.parquet"
+    study.parent.mkdir()
+    study.write_bytes(b"x")
+    assert previous_records(str(tmp_path), overwrite=True)[-1] == str(study)
 
 
 def test_plan_audit_touches_nothing_and_prepare_output_deletes_the_previous_records(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -14,6 +16,7 @@ import tensorflow as tf
 from pipeline.run import main, run
 from pipeline.summary import AuditSummary
 from tests.conftest import TINY_INPUT, TinyArchive, build_tiny_cam_model
+from transforms.flags import FLAG_NAMES
 from transforms.imaging import decode_image, resize_for_model
 from transforms.schema import RECORD_SCHEMA
 
@@ -46,6 +49,21 @@ def test_one_row_per_nonblank_manifest_line(audited: Audited, tiny_archive: Tiny
     nonblank = [line for line in tiny_archive.manifest.read_text().splitlines() if line.strip()]
     assert len(rows) == len(nonblank) == summary.rows
     assert sorted(r["image_path"] for r in rows) == sorted([*tiny_archive.good, *tiny_archive.bad])
+
+
+def test_study_table_and_report_agree_with_the_records(audited: Audited) -> None:
+    output, _, rows = audited
+    studies = pq.read_table(output / "studies").to_pylist()
+    assert sorted(s["study_id"] for s in studies) == sorted({r["study_id"] for r in rows if r["study_id"]})
+    assert {s["study_id"]: s["n_images"] for s in studies} == dict(
+        Counter(r["study_id"] for r in rows if r["study_id"]))
+    metrics = json.loads((output / "report" / "metrics.json").read_text())
+    assert metrics["flags"]["counts"] == {name: sum(1 for r in rows if r[name]) for name in FLAG_NAMES}
+    assert metrics["image"]["overall"]["n"] == sum(1 for r in rows if r["status"] == "ok" and r["label"] is not None)
+    assert (output / "report" / "index.html").stat().st_size > 0
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert all(r["flag_empty_cam"] == (r["peak_x"] is None) for r in ok)
+    assert all(r[name] is None for r in rows if r["status"] != "ok" for name in FLAG_NAMES)
 
 
 def test_ok_and_error_rows_go_to_their_own_files(audited: Audited, tiny_archive: TinyArchive) -> None:

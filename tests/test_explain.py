@@ -11,6 +11,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from tests.conftest import TEST_FACTS, loaded_image, local_pipeline
 from transforms.explain import ExplainCams
+from transforms.flags import FlagThresholds
 from transforms.inference import InferredImage
 from transforms.schema import Prediction
 
@@ -71,3 +72,21 @@ def test_heatmap_is_bounded_and_the_record_keeps_original_pixels(tmp_path: Path)
     written = cv2.imread(str(heatmaps / "img0.png.png"))
     assert written.shape == (16, 20, 3)  # 50 x 40 shrunk so that the longer side is 20
     assert not [p for p in heatmaps.rglob("*") if p.name.startswith(".cam-audit-tmp-")]  # renamed, no debris
+
+
+def test_flags_are_computed_on_the_original_pixels() -> None:
+    # A peak in the top-left corner (pixel 0, 0) of 50 x 40 random pixels; not confident (0.8 < 0.9).
+    cam = np.zeros((4, 5), dtype=np.float32)
+    cam[0, 0] = 1.0
+    empty = -np.ones((4, 5), np.float32)
+    with local_pipeline() as p:
+        records = (
+            p
+            | beam.Create([InferredImage(loaded_image(0), Prediction((0.2, 0.8), 1, cam)),
+                           InferredImage(loaded_image(1), Prediction((0.95, 0.05), 0, empty))])
+            | ExplainCams(TEST_FACTS, None, flag_thresholds=FlagThresholds(border_margin=0.1))
+        )
+        fields = records | beam.Map(lambda r: (r["image_path"], r["flag_border_peak"], r["flag_empty_cam"],
+                                               r["flag_diffuse"], r["flag_label_disagreement"]))
+        # loaded_image carries no label: disagreement is unknown (null), never False.
+        assert_that(fields, equal_to([("img0.png", True, False, False, None), ("img1.png", False, True, False, None)]))

@@ -64,3 +64,11 @@ def test_read_ground_truth_keeps_positive_boxes(tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("image_path,label\n")
     with pytest.raises(ValueError, match="x0"):
         read_ground_truth(str(tmp_path / "bad.csv"))
+
+
+def test_read_ground_truth_reads_marker_boxes(tmp_path: Path) -> None:
+    csv_path = tmp_path / "gt.csv"
+    csv_path.write_text("image_path,label,x0,y0,x1,y1,marker_x0,marker_y0,marker_x1,marker_y1\n"
+                        "a.png,1,1,2,3,4,5,6,7,8\nb.png,0,,,,,9,10,11,12\nc.png,1,1,1,2,2,,,,\n")
+    assert read_ground_truth(str(csv_path), "marker_") == {"a.png": (5, 6, 7, 8), "b.png": (9, 10, 11, 12)}
+    assert read_ground_truth(str(csv_path)) == {"a.png": (1, 2, 3, 4), "c.png": (1, 1, 2, 2)}

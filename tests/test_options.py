@@ -16,6 +16,11 @@ CAM_AUDIT_FLAGS = {
     "--overwrite", "--record_shards", "--max_pixels", "--heatmap_max_side", "--sixteen_bit", "--resume",
     "--records_per_commit", "--progress_seconds",
 }  # fmt: skip
+# The audit's study and flag options.
+CAM_AUDIT_FLAGS |= {
+    "--study_threshold", "--flag_border_margin", "--flag_window", "--flag_background_level",
+    "--flag_saturation_level", "--flag_confidence", "--flag_diffuse_coverage",
+}  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from tests.conftest import local_pipeline
 from tests.test_summary import error, ok
-from transforms.records import WriteRecords, _WriteBundleFiles, parquet_bytes
+from transforms.records import ParquetBundleWriter, WriteRecords, parquet_bytes
 from transforms.schema import RECORD_SCHEMA
 
 
@@ -36,7 +36,7 @@ def test_write_records_commits_ok_and_error_files(tmp_path: Path) -> None:
 
 
 def test_a_bundle_commits_only_at_its_end_and_a_retry_commits_again(tmp_path: Path) -> None:
-    writer = _WriteBundleFiles(str(bundle_dir(tmp_path)), "part", rows_per_file=100)
+    writer = ParquetBundleWriter(str(bundle_dir(tmp_path)), "part", rows_per_file=100)
     for attempt in range(2):  # the same bundle twice, as a runner retrying it would
         writer.start_bundle()
         assert writer.process(ok("a.png", "s1", 1, 1, 0.9)) is None  # nothing emitted, ever

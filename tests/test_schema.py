@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from transforms.cam import CamStats
+from transforms.flags import FLAG_NAMES
 from transforms.mura import ManifestEntry
 from transforms.schema import RECORD_SCHEMA, Prediction, RunFacts, schema_markdown, to_record
 
@@ -41,6 +42,18 @@ def test_error_record_fits_schema_with_nulls() -> None:
     assert row["status"] == "error" and row["error"].startswith("file not found")
     assert row["probabilities"] is None and row["peak_x"] is None and row["coverage"] is None
     assert row["run_id"] == "r1" and row["threshold"] == 0.2
+    assert all(row[name] is None for name in FLAG_NAMES)
+
+
+def test_ok_record_carries_its_flags() -> None:
+    flags = {name: index % 2 == 0 for index, name in enumerate(FLAG_NAMES)}
+    record = to_record(
+        ENTRY, "/data/a.png", FACTS, size=(40, 30),
+        prediction=Prediction(probabilities=(0.25, 0.75), cam_class=1, cam=np.ones((2, 2), np.float32)),
+        stats=CamStats(10, 20, 0.2625, 0.6833, 4.0, 0.5), flags=flags,
+    )
+    row = pa.Table.from_pylist([record], schema=RECORD_SCHEMA).to_pylist()[0]
+    assert {name: row[name] for name in FLAG_NAMES} == flags
 
 
 def test_non_nullable_fields_are_exactly_the_run_facts_and_identity() -> None:

@@ -1,4 +1,4 @@
-"""ExplainCams stage: CAM -> peak/coverage at original resolution, heatmap file, Parquet record."""
+"""ExplainCams stage: CAM -> peak/coverage at original resolution, flags, heatmap file, Parquet record."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import apache_beam as beam
 
 from transforms import files
 from transforms.cam import explain_cam
+from transforms.flags import FlagThresholds, image_flags
 from transforms.images import METRICS_NAMESPACE
 from transforms.inference import InferredImage
 from transforms.output_paths import heatmap_relative_path, join_path
@@ -20,9 +21,15 @@ class _ExplainDoFn(beam.DoFn):
     """InferredImage -> record dict, writing the heatmap on the way when asked to."""
 
     def __init__(
-        self, facts: RunFacts, heatmap_dir: str | None, heatmap_format: str, heatmap_max_side: int
+        self,
+        facts: RunFacts,
+        heatmap_dir: str | None,
+        heatmap_format: str,
+        heatmap_max_side: int,
+        flag_thresholds: FlagThresholds,
     ) -> None:
         self._facts = facts
+        self._flag_thresholds = flag_thresholds
         self._heatmap_dir = heatmap_dir
         self._heatmap_format = heatmap_format
         self._heatmap_max_side = heatmap_max_side
@@ -42,6 +49,11 @@ class _ExplainDoFn(beam.DoFn):
             overlay = render_overlay(rgb, cam_shown, self._facts.threshold)
             files.write_bytes_atomic(heatmap_path, encode_image(overlay, self._heatmap_format))
             self._written.inc()
+        peak = None if stats.peak_x is None else (stats.peak_x, stats.peak_y)
+        flags = image_flags(
+            image.rgb, peak, inferred.prediction.probabilities, stats.coverage, image.entry.label,
+            self._flag_thresholds,
+        )
         yield to_record(
             image.entry,
             image.image_uri,
@@ -50,6 +62,7 @@ class _ExplainDoFn(beam.DoFn):
             prediction=inferred.prediction,
             stats=stats,
             heatmap_path=heatmap_path,
+            flags=flags,
         )
 
 
@@ -62,9 +75,12 @@ class ExplainCams(beam.PTransform):
         heatmap_dir: str | None,
         heatmap_format: str = "jpg",
         heatmap_max_side: int = DEFAULT_HEATMAP_MAX_SIDE,
+        flag_thresholds: FlagThresholds | None = None,
     ) -> None:
         super().__init__()
-        self._dofn = _ExplainDoFn(facts, heatmap_dir, heatmap_format, heatmap_max_side)
+        self._dofn = _ExplainDoFn(
+            facts, heatmap_dir, heatmap_format, heatmap_max_side, flag_thresholds or FlagThresholds()
+        )
 
     def expand(self, inferred: beam.PCollection) -> beam.PCollection:
         return inferred | "ExplainAndRender" >> beam.ParDo(self._dofn)

@@ -6,6 +6,8 @@ import uuid
 from collections.abc import Iterator
 from typing import BinaryIO
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
@@ -78,3 +80,15 @@ def delete(paths: list[str]) -> None:
     """Delete files or folders (recursively); an empty list does nothing."""
     if paths:
         FileSystems.delete(paths)
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """A pyarrow table as the bytes of one Parquet file (snappy)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="snappy")
+    return sink.getvalue().to_pybytes()
+
+
+def write_parquet(path: str, table: pa.Table) -> None:
+    """Write a pyarrow table as one Parquet file, atomically (temporary name, then rename)."""
+    write_bytes_atomic(path, parquet_bytes(table))

@@ -16,6 +16,8 @@ RUN_INFO_FILE = "run_info.json"
 # launcher consolidates them into records/part-* and records/errors-* (pipeline/consolidate.py).
 BUNDLES_DIR = "_bundles"
 PROGRESS_PREFIX = "_progress-"  # OUTPUT/_progress-<run id>/*.json: workers' tallies while a run goes, removed after
+STUDIES_DIR = "studies"  # OUTPUT/studies/part-<id>.parquet: one row per study (transforms/study_schema.py)
+REPORT_DIR = "report"  # OUTPUT/report/index.html, metrics.json and the plots beside them
 
 
 def is_uri(path: str) -> bool:
@@ -48,6 +50,16 @@ def records_dir(output_dir: str) -> str:
 def bundles_dir(output_dir: str) -> str:
     """Where workers commit per-bundle record files before the launcher consolidates them."""
     return join_path(records_dir(output_dir), BUNDLES_DIR)
+
+
+def studies_dir(output_dir: str) -> str:
+    """Where a run's study table goes."""
+    return join_path(output_dir, STUDIES_DIR)
+
+
+def report_dir(output_dir: str) -> str:
+    """Where a run's report goes."""
+    return join_path(output_dir, REPORT_DIR)
 
 
 _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$")

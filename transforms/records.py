@@ -7,7 +7,6 @@ from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from transforms import files
 from transforms.output_paths import ERROR_PREFIX, OK_PREFIX, bundles_dir, join_path
@@ -20,13 +19,11 @@ ROWS_PER_BUNDLE_FILE = 1000
 
 def parquet_bytes(rows: list[dict[str, Any]]) -> bytes:
     """Record dicts -> the bytes of one Parquet file with the record schema."""
-    sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pylist(rows, schema=RECORD_SCHEMA), sink, compression="snappy")
-    return sink.getvalue().to_pybytes()
+    return files.parquet_bytes(pa.Table.from_pylist(rows, schema=RECORD_SCHEMA))
 
 
-class _WriteBundleFiles(beam.DoFn):
-    """Buffers a bundle's records and commits them as Parquet files: temporary name, then rename.
+class ParquetBundleWriter(beam.DoFn):
+    """Buffers a bundle's rows and commits them as Parquet files with `schema`: temporary name, then rename.
 
     Only primitives every runner supports: nothing is emitted from finish_bundle (DaskRunner drops
     it) and no sink finalisation waits on a side input (DaskRunner's WriteToParquet wrote 0 rows).
@@ -34,10 +31,11 @@ class _WriteBundleFiles(beam.DoFn):
     (pipeline/consolidate.py) keeps one row per manifest line.
     """
 
-    def __init__(self, folder: str, prefix: str, rows_per_file: int) -> None:
+    def __init__(self, folder: str, prefix: str, rows_per_file: int, schema: pa.Schema = RECORD_SCHEMA) -> None:
         self._folder = folder
         self._prefix = prefix
         self._rows_per_file = rows_per_file
+        self._schema = schema
         self._rows: list[dict[str, Any]] = []
 
     def start_bundle(self) -> None:
@@ -54,7 +52,7 @@ class _WriteBundleFiles(beam.DoFn):
     def _commit(self) -> None:
         if self._rows:
             name = f"{self._prefix}-{uuid.uuid4().hex}.parquet"
-            files.write_bytes_atomic(join_path(self._folder, name), parquet_bytes(self._rows))
+            files.write_parquet(join_path(self._folder, name), pa.Table.from_pylist(self._rows, schema=self._schema))
             self._rows = []
 
 
@@ -76,7 +74,7 @@ class WriteRecords(beam.PTransform):
     def expand(self, records: tuple[beam.PCollection, beam.PCollection]) -> beam.PCollection:
         ok_records, error_records = records
         written = [
-            rows | f"Write{label}" >> beam.ParDo(_WriteBundleFiles(self._folder, prefix, self._rows_per_file))
+            rows | f"Write{label}" >> beam.ParDo(ParquetBundleWriter(self._folder, prefix, self._rows_per_file))
             for prefix, label, rows in ((OK_PREFIX, "Ok", ok_records), (ERROR_PREFIX, "Errors", error_records))
         ]
         # One last transform that depends on both writers: Beam 2.77's DaskRunner computes only the

@@ -8,6 +8,7 @@ from typing import Any
 import pyarrow as pa
 
 from transforms.cam import CamStats
+from transforms.flags import FLAG_NAMES
 from transforms.mura import ManifestEntry
 
 STATUS_OK = "ok"
@@ -48,6 +49,12 @@ RECORD_FIELDS: list[tuple[pa.Field, str]] = [
     (pa.field("cam_width", pa.int32()), "columns of cam"),
     (pa.field("cam_shift_y", pa.float64()), "receptive-field offset of the CAM grid, cells (see README)"),
     (pa.field("cam_shift_x", pa.float64()), "receptive-field offset of the CAM grid, cells (see README)"),
+    (pa.field("flag_border_peak", pa.bool_()), "CAM peak within --flag_border_margin of an edge; null for errors"),
+    (pa.field("flag_off_body_peak", pa.bool_()), "CAM peak on near-background intensity; null for errors"),
+    (pa.field("flag_burned_in_peak", pa.bool_()), "CAM peak on saturated, text-like pixels; null for errors"),
+    (pa.field("flag_diffuse", pa.bool_()), "confident prediction with coverage >= --flag_diffuse_coverage"),
+    (pa.field("flag_empty_cam", pa.bool_()), "CAM max <= 0 (no peak); null for errors"),
+    (pa.field("flag_label_disagreement", pa.bool_()), "confident prediction against the label; null without one"),
     (pa.field("model_sha256", pa.string(), nullable=False), "SHA-256 of the model file"),
     (pa.field("run_id", pa.string(), nullable=False), "identifies the run that wrote the row"),
 ]
@@ -84,6 +91,7 @@ def to_record(
     prediction: Prediction | None = None,
     stats: CamStats | None = None,
     heatmap_path: str | None = None,
+    flags: dict[str, bool | None] | None = None,
 ) -> dict[str, Any]:
     """One Parquet record; with `error` set (or no prediction) it is an error row."""
     record: dict[str, Any] = {
@@ -116,6 +124,7 @@ def to_record(
         "cam_width": None,
         "cam_shift_y": None,
         "cam_shift_x": None,
+        **{name: None for name in FLAG_NAMES},
         "model_sha256": facts.model_sha256,
         "run_id": facts.run_id,
     }
@@ -142,12 +151,13 @@ def to_record(
         cam_shift_y=float(prediction.cam_shift[0]),
         cam_shift_x=float(prediction.cam_shift[1]),
     )
+    record.update(flags or {})
     return record
 
 
-def schema_markdown() -> str:
-    """The schema as a Markdown table, for the README (tests keep the two in step)."""
+def schema_markdown(fields: list[tuple[pa.Field, str]] = RECORD_FIELDS) -> str:
+    """A schema (the records' by default) as a Markdown table, for the README (tests keep the two in step)."""
     rows = ["| column | type | nullable | meaning |", "|---|---|---|---|"]
-    for field, meaning in RECORD_FIELDS:
+    for field, meaning in fields:
         rows.append(f"| `{field.name}` | `{field.type}` | {'yes' if field.nullable else 'no'} | {meaning} |")
     return "\n".join(rows)

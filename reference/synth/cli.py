@@ -52,6 +52,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="image-writing processes (default: all CPUs)")
     parser.add_argument("--valid_fraction", type=fraction, default=0.25,
                         help="share of patients in valid/ (ignored with --full)")
+    parser.add_argument("--shortcut_marker", type=fraction, default=0.0, metavar="P",
+                        help="burn a text token into abnormal images with probability P (P/20 in "
+                             "normal ones), its box in the ground truth's marker_* columns; "
+                             "default 0: a clean archive")
     return parser.parse_args(argv)
 
 
@@ -61,10 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         if args.full:
-            summary = generate_full_archive(args.out, args.seed, args.workers)
+            summary = generate_full_archive(args.out, args.seed, args.workers, args.shortcut_marker)
         else:
             summary = generate_archive(args.out, args.patients, args.seed, args.valid_fraction,
-                                       args.workers)
+                                       args.workers, args.shortcut_marker)
     except FileExistsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

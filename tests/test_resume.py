@@ -33,7 +33,8 @@ def write_images(folder: Path, count: int, side: int) -> Path:
     for index in range(count):
         cv2.imwrite(str(folder / f"img{index:03d}.png"), rng.integers(0, 256, (side, side), dtype=np.uint8))
     manifest = folder / "manifest.csv"
-    manifest.write_text("image_path\n" + "".join(f"img{i:03d}.png\n" for i in range(count)) + "missing.png\n")
+    lines = "".join(f"img{i:03d}.png,s{i % 5}\n" for i in range(count))
+    manifest.write_text("image_path,study_id\n" + lines + "missing.png,s0\n")
     return manifest
 
 
@@ -49,6 +50,11 @@ def comparable(output: Path) -> list[dict]:
         if row["heatmap_path"]:
             row["heatmap_path"] = str(Path(row["heatmap_path"]).relative_to(output))
     return sorted(rows, key=lambda r: r["image_path"])
+
+
+def study_rows(output: Path) -> list[dict]:
+    """The study table sorted by study: a resumed run's must equal an uninterrupted run's."""
+    return sorted(pq.read_table(output / "studies").to_pylist(), key=lambda r: r["study_id"])
 
 
 def assert_clean_and_decodable(output: Path, heatmaps_expected: int, extension: str = "jpg") -> None:
@@ -140,6 +146,13 @@ def test_a_killed_run_resumes_to_the_records_of_an_uninterrupted_run(
 
     run(args(manifest, tiny_model_path, output, *extra, "--resume"))
     assert comparable(output) == comparable(whole)
+    # the study table covers the images of both parts of the run, not only the resumed part's
+    # (means are sums over the study's images in whatever order the combine met them: equal to rounding)
+    resumed, expected = study_rows(output), study_rows(whole)
+    assert len(expected) == 5 and [row.keys() for row in resumed] == [row.keys() for row in expected]
+    for got, want in zip(resumed, expected, strict=True):
+        assert got == {key: pytest.approx(value, rel=1e-12) if isinstance(value, float) else value
+                       for key, value in want.items()}  # fmt: skip
     assert_clean_and_decodable(output, 160, "png")
     # what was committed before the kill was not recomputed: its heatmaps were not rewritten
     assert {path: (output / "heatmaps" / f"{path}.png").stat().st_mtime_ns for path in before} == before

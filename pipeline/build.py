@@ -13,15 +13,17 @@ from apache_beam.options.pipeline_options import DebugOptions, DirectOptions, Pi
 from pipeline.options import CamAuditOptions
 from pipeline.summary import record_files
 from transforms import files
+from transforms.backends.choice import check_backend, flatbuffer_or_warn, wants_litert
 from transforms.cam_head import find_cam_head, model_input_size
-from transforms.devices import usable_cores
+from transforms.devices import gpu_names, usable_cores
 from transforms.explain import ExplainCams
 from transforms.images import LoadImages
 from transforms.inference import CamModelLoader, InferCams
 from transforms.manifest import ReadManifest, inspect_manifest, read_labels
-from transforms.model_files import load_keras_model
+from transforms.methods import METHODS
+from transforms.model_files import file_sha256, load_keras_model
 from transforms.mura import default_data_root
-from transforms.output_paths import heatmaps_dir
+from transforms.output_paths import heatmaps_dir, litert_model_path
 from transforms.records import WriteRecords
 from transforms.schema import RunFacts
 
@@ -45,6 +47,7 @@ class AuditPlan:
     heatmap_dir: str | None
     heatmap_format: str
     record_shards: int
+    litert_flatbuffer: bytes | None = None  # the checked LiteRT model, staged by prepare_output for the workers
 
 
 def new_run_id() -> str:
@@ -71,9 +74,12 @@ def previous_records(output_dir: str, overwrite: bool) -> list[str]:
 def prepare_output(plan: AuditPlan) -> None:
     """The one step that changes the output folder before the run: remove what --overwrite replaces.
 
-    It takes a plan, so it can only run once every check of `plan_audit` has passed.
+    It takes a plan, so it can only run once every check of `plan_audit` has passed. It also stages the
+    LiteRT model the launcher converted, where the workers read it.
     """
     files.delete(plan.previous_records)
+    if plan.litert_flatbuffer is not None:
+        files.write_bytes(litert_model_path(plan.output_dir), plan.litert_flatbuffer)
 
 
 def runner_kind(options: PipelineOptions) -> str:
@@ -134,6 +140,7 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
     if not 0.0 < options.threshold <= 1.0:
         raise ValueError(f"--threshold must be in (0, 1], got {options.threshold}")
     min_batch, max_batch = batch_bounds(options)
+    check_backend(options.backend, options.mixed_precision)
     loader = CamModelLoader(
         options.model,
         method="cam",
@@ -145,6 +152,7 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         forward_threads=options.forward_threads,
         micro_batch_size=options.micro_batch_size,
         cores=cores_per_process(options),
+        backend=options.backend,
     )
     class_names = tuple(name.strip() for name in options.class_names.split(",") if name.strip())
     previous = previous_records(options.output, options.overwrite)
@@ -162,6 +170,15 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         )
     if options.cam_class is not None and not 0 <= options.cam_class < head.num_classes:
         raise ValueError(f"--cam_class must be in [0, {head.num_classes - 1}], got {options.cam_class}")
+    litert_flatbuffer = None
+    if wants_litert(options.backend, loader.method, options.mixed_precision, bool(gpu_names())):
+        # Converted and checked once here, not in every worker: conversion takes seconds to tens of
+        # seconds and a few hundred MiB (bench/README.md). On any failure the run uses TensorFlow.
+        litert_flatbuffer = flatbuffer_or_warn(METHODS[loader.method](model, options.preprocess, options.cam_class))
+        if litert_flatbuffer is None:
+            loader.backend = "tensorflow"
+        else:
+            loader.litert_model = (litert_model_path(options.output), file_sha256(litert_flatbuffer))
     del model  # the launcher only checks it; workers load their own copy
 
     return AuditPlan(
@@ -185,6 +202,7 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         heatmap_dir=None if options.no_heatmaps else heatmaps_dir(options.output),
         heatmap_format=options.heatmap_format,
         record_shards=options.record_shards,
+        litert_flatbuffer=litert_flatbuffer,
     )
 
 

@@ -11,6 +11,7 @@ RECORDS_DIR = "records"  # OUTPUT/records/*.parquet
 OK_PREFIX = "part"  # records/part-SSSSS-of-NNNNN.parquet: the images that were audited
 ERROR_PREFIX = "errors"  # records/errors-SSSSS-of-NNNNN.parquet: the manifest lines that could not be
 RUN_INFO_FILE = "run_info.json"
+LITERT_MODEL_FILE = "model.tflite"  # the LiteRT flatbuffer the launcher converted, which workers run
 
 
 def is_uri(path: str) -> bool:
@@ -33,6 +34,11 @@ def heatmaps_dir(output_dir: str) -> str:
 def records_dir(output_dir: str) -> str:
     """Where a run's Parquet records go."""
     return join_path(output_dir, RECORDS_DIR)
+
+
+def litert_model_path(output_dir: str) -> str:
+    """Where the launcher stages the converted LiteRT model for the workers."""
+    return join_path(output_dir, LITERT_MODEL_FILE)
 
 
 _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$")

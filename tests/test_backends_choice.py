@@ -21,13 +21,13 @@ from transforms.backends.choice import (
 )
 from transforms.methods.cam import ClassicCam
 
-LITERT = pytest.importorskip("ai_edge_litert")
+pytest.importorskip("ai_edge_litert")
 
 
-def explained(probabilities: list[list[float]], maps: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+def explained(probabilities: list[list[float]]) -> tuple[np.ndarray, ...]:
+    """Outputs as a backend returns them: probabilities, their argmax, and all-ones 2 x 2 maps."""
     probs = np.array(probabilities, np.float32)
-    return probs, np.argmax(probs, axis=-1).astype(np.int32), np.ones((len(probs), 2, 2), np.float32) if maps is None \
-        else maps
+    return probs, np.argmax(probs, axis=-1).astype(np.int32), np.ones((len(probs), 2, 2), np.float32)
 
 
 def test_outputs_mismatch_accepts_agreement_and_names_each_difference() -> None:

@@ -62,7 +62,7 @@ def test_outputs_do_not_depend_on_the_batch_size(tiny_cam: ClassicCam, flatbuffe
     model = LiteRtCam(flatbuffer, None, batch_size=8)
     whole = model(batch)
     parts = [model(batch[i : i + 2]) for i in range(0, 5, 2)]
-    for output, joined in zip(whole, (np.concatenate(part) for part in zip(*parts)), strict=True):
+    for output, joined in zip(whole, (np.concatenate(part) for part in zip(*parts, strict=True)), strict=True):
         np.testing.assert_array_equal(output, joined)
 
 

@@ -13,7 +13,7 @@ CAM_AUDIT_FLAGS = {
     "--manifest", "--model", "--output", "--data_root", "--labels_file", "--manifest_format", "--class_names",
     "--threshold", "--batch_size", "--min_batch_size", "--forward_threads", "--micro_batch_size", "--preprocess",
     "--cam_class", "--cam_alignment", "--heatmap_format", "--no_heatmaps", "--run_id", "--mixed_precision",
-    "--overwrite", "--record_shards",
+    "--overwrite", "--record_shards", "--backend",
 }  # fmt: skip
 
 

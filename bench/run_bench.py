@@ -142,7 +142,8 @@ def measure_limit(
                    "--seconds", str(args.limit_seconds), *cam_audit_flags(args)]
         limit, other_cores = measure_apart(command)
         results.limits.append({**limit, "model": model, "other_cores": other_cores})
-        print(f"[bench] limit, {model} model, layout {layout}, {limit['backend']} ({limit['threads']} thread(s), "
+        name = "near-free" if model == NEAR_FREE else "seed"
+        print(f"[bench] limit, {name} model, layout {layout}, {limit['backend']} ({limit['threads']} thread(s), "
               f"micro-batches of "
               f"{limit['micro_batch_size']}): {limit['images_per_second']:.1f} images/s ({limit['images']} in "
               f"{limit['seconds']:.1f} s; other processes: {other_cores:.2f} cores)", flush=True)

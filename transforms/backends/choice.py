@@ -117,6 +117,10 @@ def litert_predict(
 ) -> Callable[[np.ndarray], Explained] | None:
     """A worker's LiteRT forward function: from the flatbuffer the launcher staged ((path, sha256)), or
     converted and checked here; None, after one warning, when LiteRT cannot serve."""
+    if not litert_installed():
+        _LOGGER.warning("LiteRT backend not used, the model runs on TensorFlow instead: this worker lacks the "
+                        "ai-edge-litert package (install cam-audit[litert] in the worker image)")
+        return None
     if staged is None:
         flatbuffer = flatbuffer_or_warn(method)
     else:

@@ -158,7 +158,8 @@ def render_table(rows: Sequence[Row]) -> str:
 
 def render_targets(targets: Sequence[Target]) -> str:
     """One line per target: verdict, goal, what was measured."""
-    return "\n".join(f"  {t.verdict}  {t.name:34s} goal {t.goal:22s} measured {t.measured}" for t in targets)
+    width = max((len(t.name) for t in targets), default=0)
+    return "\n".join(f"  {t.verdict}  {t.name:{width}s} goal {t.goal:22s} measured {t.measured}" for t in targets)
 
 
 def render_rss(results: Measurements) -> str:

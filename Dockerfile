@@ -23,5 +23,8 @@ WORKDIR /opt/cam-audit
 COPY setup.py ./
 COPY pipeline ./pipeline
 COPY transforms ./transforms
-RUN python3 -m pip install --no-cache-dir . && python3 -m pip check
+# The litert extra: CPU workers run the LiteRT backend (--backend auto); GPU workers never load it.
+# DL3013 reads ".[litert]" as an unpinned package: it is this tree, whose dependencies setup.py pins.
+# hadolint ignore=DL3013
+RUN python3 -m pip install --no-cache-dir ".[litert]" && python3 -m pip check
 ENTRYPOINT ["/opt/apache/beam/boot"]

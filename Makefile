@@ -13,7 +13,8 @@ $(STAMP): setup.py
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: set PYTHON=/path/to/python3.11"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+# The litert extra (the default CPU backend) has no macOS x86_64 wheel: without it cam-audit runs TensorFlow.
+	$(PY) -m pip install --quiet -e '.[test,litert]' || $(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)

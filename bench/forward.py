@@ -15,6 +15,8 @@ LIMIT_IMAGES = 512
 # The two ways the limit is measured: TensorFlow's own threading with one call per batch (what a
 # user gets by default), and the layout cam-audit settles on for this machine (bench/README.md).
 LIMIT_LAYOUTS = ("tensorflow_default", "cam_audit")
+# cam-audit's layout on the LiteRT backend (bench/README.md: the essential limit of a LiteRT run).
+LITERT_LAYOUT = "litert"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,6 +24,7 @@ class ForwardLimit:
     """Images per second of the CAM model alone, at one batch size and one forward layout."""
 
     layout: str
+    backend: str  # what ran the forward passes (LoadedCamModel.backend)
     batch_size: int
     threads: int
     micro_batch_size: int
@@ -38,14 +41,18 @@ def limit_loader(
     model_path: str, layout: str, batch_size: int, mixed_precision: bool = False, forward_threads: int = 0,
     micro_batch_size: int = 0,
 ) -> CamModelLoader:
-    """The pipeline's model loader, set up as one of LIMIT_LAYOUTS (cam_audit: with cam-audit's two flags)."""
+    """The pipeline's model loader, set up as one of LIMIT_LAYOUTS or LITERT_LAYOUT (cam_audit and litert: with
+    cam-audit's two flags; litert converts the model in the worker, as a run without a launcher would)."""
     if layout == "tensorflow_default":
         return CamModelLoader(model_path, mixed_precision=mixed_precision, batch_size=batch_size,
                               forward_threads=1, micro_batch_size=batch_size)
     if layout == "cam_audit":
         return CamModelLoader(model_path, mixed_precision=mixed_precision, batch_size=batch_size,
                               forward_threads=forward_threads, micro_batch_size=micro_batch_size)
-    raise ValueError(f"unknown limit layout {layout!r}; choose from {LIMIT_LAYOUTS}")
+    if layout == LITERT_LAYOUT:
+        return CamModelLoader(model_path, batch_size=batch_size, forward_threads=forward_threads,
+                              micro_batch_size=micro_batch_size, backend="litert")
+    raise ValueError(f"unknown limit layout {layout!r}; choose from {(*LIMIT_LAYOUTS, LITERT_LAYOUT)}")
 
 
 def time_forward(model: LoadedCamModel, layout: str, inputs: np.ndarray, batch_size: int,
@@ -72,5 +79,5 @@ def time_forward(model: LoadedCamModel, layout: str, inputs: np.ndarray, batch_s
             break
     while pending:
         pending.popleft().result()
-    return ForwardLimit(layout, batch_size, model.layout.threads, model.layout.micro_batch_size,
+    return ForwardLimit(layout, model.backend, batch_size, model.layout.threads, model.layout.micro_batch_size,
                         model.layout.intra_op_threads, images, time.perf_counter() - start)

@@ -40,6 +40,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     pipeline = kinds.add_parser("pipeline", help="one in-process run of a pipeline; the rest is its command line")
     pipeline.add_argument("name", choices=PIPELINES)
     pipeline.add_argument("argv", nargs=argparse.REMAINDER)
+    non_model = kinds.add_parser("nonmodel", help="the non-model work alone, in a tight loop per process")
+    non_model.add_argument("--archive", type=Path, required=True)
+    non_model.add_argument("--manifest", type=Path, required=True)
+    non_model.add_argument("--input_size", type=int, required=True, help="the model's square input size")
+    non_model.add_argument("--cam_size", type=int, required=True, help="the model's square CAM grid")
+    non_model.add_argument("--processes", type=int, required=True)
+    non_model.add_argument("--seconds", type=float, default=6.0)
     classic = kinds.add_parser("classic", help="the classic per-image recipe")
     classic.add_argument("--model", required=True)
     classic.add_argument("--archive", type=Path, required=True)
@@ -64,13 +71,31 @@ def measure_limit(args: argparse.Namespace) -> dict:
 def measure_pipeline(args: argparse.Namespace) -> dict:
     from bench.runinference_baseline import run_runinference_audit
     from pipeline.run import run
+    from transforms.output_paths import RUN_INFO_FILE
 
     function = run if args.name == "cam_audit" else run_runinference_audit
     argv = [arg for arg in args.argv if arg != "--"]
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
         function(argv)
-    return {"seconds": time.perf_counter() - start}
+    result = {"seconds": time.perf_counter() - start}
+    if args.name == "cam_audit":
+        # The pipeline proper, as run_info.json times it: without the launcher's checks and LiteRT
+        # conversion, a fixed cost whose jitter (seconds) would swamp the steady-state difference.
+        info = json.loads(Path(argv[argv.index("--output") + 1], RUN_INFO_FILE).read_text())
+        result["pipeline_seconds"] = info["wall_seconds"]
+    return result
+
+
+def measure_non_model(args: argparse.Namespace) -> dict:
+    from bench.forward import LIMIT_IMAGES
+    from bench.nonmodel import time_non_model
+    from bench.workload import manifest_image_paths
+
+    rate = time_non_model(args.archive, manifest_image_paths(args.manifest)[:LIMIT_IMAGES],
+                          (args.input_size, args.input_size), (args.cam_size, args.cam_size), args.processes,
+                          args.seconds)
+    return {**dataclasses.asdict(rate), "images_per_second": rate.images_per_second}
 
 
 def measure_classic(args: argparse.Namespace) -> dict:
@@ -85,7 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.getLogger().setLevel(logging.ERROR)
-    measure = {"limit": measure_limit, "pipeline": measure_pipeline, "classic": measure_classic}[args.kind]
+    measure = {"limit": measure_limit, "pipeline": measure_pipeline, "classic": measure_classic,
+               "nonmodel": measure_non_model}[args.kind]
     before = os.times()
     result = measure(args)
     after = os.times()

@@ -21,6 +21,8 @@ class Measurements:
     load_average_end: tuple[float, float, float] = (0.0, 0.0, 0.0)
     # Every limit measurement: bench.forward.ForwardLimit's fields, its rate and the other-process load.
     limits: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    # model name -> every non-model tight-loop measurement (bench.nonmodel.NonModelRate's fields, rate, load)
+    non_model: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
     walls: dict[str, list[float]] = dataclasses.field(default_factory=dict)  # label -> wall seconds, per repeat
     rates: dict[str, float] = dataclasses.field(default_factory=dict)  # label -> images per second
     rss: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -33,9 +35,15 @@ class Measurements:
         self.walls.setdefault(label, []).append(seconds)
         self.other_cores.setdefault(label, []).append(other_cores)
 
-    def best_limit(self) -> dict[str, Any]:
-        """The fastest limit measurement, whatever its layout (the conservative one for our ratios)."""
-        return max(self.limits, key=lambda limit: limit["images_per_second"])
+    def best_limit(self, layouts: Sequence[str], model: str = "model") -> dict[str, Any]:
+        """The fastest limit measurement of a model in any of `layouts`; raises ValueError when there is none."""
+        chosen = [limit for limit in self.limits
+                  if limit["layout"] in layouts and limit.get("model", "model") == model]
+        return max(chosen, key=lambda limit: limit["images_per_second"])
+
+    def best_non_model(self, model: str = "model") -> dict[str, Any] | None:
+        """The fastest non-model tight-loop measurement of a model, or None."""
+        return max(self.non_model.get(model, []), key=lambda rate: rate["images_per_second"], default=None)
 
     def best(self, label: str) -> tuple[float, float]:
         """(shortest wall time of a label, other-process cores during that measurement)."""
@@ -114,6 +122,12 @@ def best_steady_rate(results: Measurements, label: str, images: int, base_images
     return SteadyRate(steady_rate(images, wall, base_images, base_wall), wall, base_wall, max(noise, base_noise))
 
 
+def essential_limit(forward_rate: float, non_model_rate: float) -> float:
+    """Images per second if the forward pass and the non-model work were all there is, done one after
+    the other on the same cores: 1 / (1 / forward + 1 / non-model)."""
+    return 1.0 / (1.0 / forward_rate + 1.0 / non_model_rate)
+
+
 def ratio(numerator: float, denominator: float) -> float:
     """numerator / denominator, inf when the denominator is 0."""
     return numerator / denominator if denominator else float("inf")
@@ -144,7 +158,8 @@ def render_table(rows: Sequence[Row]) -> str:
 
 def render_targets(targets: Sequence[Target]) -> str:
     """One line per target: verdict, goal, what was measured."""
-    return "\n".join(f"  {t.verdict}  {t.name:34s} goal {t.goal:22s} measured {t.measured}" for t in targets)
+    width = max((len(t.name) for t in targets), default=0)
+    return "\n".join(f"  {t.verdict}  {t.name:{width}s} goal {t.goal:22s} measured {t.measured}" for t in targets)
 
 
 def render_rss(results: Measurements) -> str:

@@ -14,27 +14,36 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.forward import LIMIT_LAYOUTS
+from bench.forward import LIMIT_LAYOUTS, LITERT_LAYOUT
 from bench.machine import environment, select_device, visible_device
 from bench.noise import OtherLoad
 from bench.report import BASE_SUFFIX, MIB, Measurements, render_rss, render_table, render_targets
 from bench.targets import NOISY_CORES, summarise
 from bench.workload import (
+    IMAGE_SIZE,
     MODEL_FILE,
+    NEAR_FREE_ALPHA,
+    NEAR_FREE_MODEL_FILE,
+    NEAR_FREE_SIZE,
     archive_image_paths,
     audit_argv,
+    cam_grid,
     ensure_archive,
     ensure_model,
     write_manifest,
 )
+from transforms.devices import usable_cores
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The two models: the seed's (MobileNetV2 alpha 1.0, 224 px) and a near-free one, whose forward pass
+# costs little beside the per-image work (as a GPU makes any model): keys of `prepare`'s paths.
+SEED, NEAR_FREE = "model", "near_free_model"
 # Sizes for `make bench` (well under 15 minutes on 2 cores) and for --quick (about 2 minutes).
 FULL_SIZES = {"images": 1536, "base_images": 512, "classic_images": 48, "rss_sizes": "1000,8000", "patients": 2000,
               "limit_seconds": 6.0, "repeats": 3}
 QUICK_SIZES = {"images": 384, "base_images": 128, "classic_images": 4, "rss_sizes": "200,800", "patients": 300,
                "limit_seconds": 3.0, "repeats": 1}
-STAGES = ("png", "no_heatmaps", "runinference", "classic", "rss")
+STAGES = ("png", "no_heatmaps", "runinference", "classic", "rss", "litert", "near_free")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -98,12 +107,13 @@ def measure_apart(command: list[str]) -> tuple[dict[str, Any], float]:
 def timed_run(label: str, pipeline: str, argv: list[str], expected_rows: int, results: Measurements) -> None:
     """Time one run of a pipeline (bench.measure.PIPELINES) in a process of its own; checks every row came out ok.
 
-    The time is the pipeline's `run(argv)` call inside that process (Python and library start-up excluded).
+    The time is the pipeline's `run(argv)` call inside that process (Python and library start-up excluded);
+    for cam-audit without its launcher checks (run_info.json's wall_seconds), which hold the LiteRT conversion.
     """
     from pipeline.summary import read_records
 
     measured, other_cores = measure_apart(["pipeline", pipeline, "--", *argv])
-    seconds = measured["seconds"]
+    seconds = measured.get("pipeline_seconds", measured["seconds"])
     statuses = read_records(argv[argv.index("--output") + 1], columns=["status"]).column("status").to_pylist()
     if len(statuses) != expected_rows or statuses.count("ok") != expected_rows:
         raise RuntimeError(f"{label}: expected {expected_rows} ok rows, got {len(statuses)} "
@@ -121,36 +131,65 @@ def share_with_peak(output: Path) -> float:
     return sum(peak is not None for peak in peaks) / max(len(peaks), 1)
 
 
-def measure_limit(paths: dict[str, Path], args: argparse.Namespace, results: Measurements) -> None:
-    """One limit measurement per forward layout (bench.forward.LIMIT_LAYOUTS), appended to the results."""
-    for layout in LIMIT_LAYOUTS:
-        command = ["limit", "--model", str(paths["model"]), "--archive", str(paths["archive"]), "--manifest",
+def measure_limit(
+    paths: dict[str, Path], args: argparse.Namespace, results: Measurements, layouts: Sequence[str] = LIMIT_LAYOUTS,
+    model: str = SEED,
+) -> None:
+    """One limit measurement per forward layout (bench.forward: LIMIT_LAYOUTS, LITERT_LAYOUT), appended to the
+    results under the model's name (SEED or NEAR_FREE)."""
+    for layout in layouts:
+        command = ["limit", "--model", str(paths[model]), "--archive", str(paths["archive"]), "--manifest",
                    str(paths["subset"]), "--layout", layout, "--batch_size", str(args.batch_size),
                    "--seconds", str(args.limit_seconds), *cam_audit_flags(args)]
         limit, other_cores = measure_apart(command)
-        results.limits.append({**limit, "other_cores": other_cores})
-        print(f"[bench] limit, layout {layout} ({limit['threads']} thread(s), micro-batches of "
+        results.limits.append({**limit, "model": model, "other_cores": other_cores})
+        name = "near-free" if model == NEAR_FREE else "seed"
+        print(f"[bench] limit, {name} model, layout {layout}, {limit['backend']} ({limit['threads']} thread(s), "
+              f"micro-batches of "
               f"{limit['micro_batch_size']}): {limit['images_per_second']:.1f} images/s ({limit['images']} in "
               f"{limit['seconds']:.1f} s; other processes: {other_cores:.2f} cores)", flush=True)
 
 
+def measure_non_model(paths: dict[str, Path], args: argparse.Namespace, results: Measurements, model: str) -> None:
+    """The non-model work alone (bench.nonmodel), one process per core, at the model's input and CAM size."""
+    size = NEAR_FREE_SIZE if model == NEAR_FREE else IMAGE_SIZE
+    command = ["nonmodel", "--archive", str(paths["archive"]), "--manifest", str(paths["subset"]), "--input_size",
+               str(size), "--cam_size", str(cam_grid(size)), "--processes", str(usable_cores()),
+               "--seconds", str(args.limit_seconds)]
+    measured, other_cores = measure_apart(command)
+    results.non_model.setdefault(model, []).append({**measured, "other_cores": other_cores})
+    print(f"[bench] non-model tight loop, {size} px, {measured['processes']} process(es): "
+          f"{measured['images_per_second']:.1f} images/s (other processes: {other_cores:.2f} cores)", flush=True)
+
+
 def timed_pair(
     name: str, pipeline: str, paths: dict[str, Path], args: argparse.Namespace, results: Measurements,
-    extra: Sequence[str] = (),
+    extra: Sequence[str] = (), model: str = SEED,
 ) -> None:
     """The small and the large run of one pipeline, back to back: one steady-rate measurement."""
     cam_audit = [*cam_audit_flags(args), *extra] if pipeline == "cam_audit" else [*extra]
-    timed_run(f"{name}{BASE_SUFFIX}", pipeline, pipeline_argv(paths, args, "base", f"{name}{BASE_SUFFIX}", cam_audit),
-              args.base_images, results)
-    timed_run(name, pipeline, pipeline_argv(paths, args, "subset", name, cam_audit), args.images, results)
+    timed_run(f"{name}{BASE_SUFFIX}", pipeline,
+              pipeline_argv(paths, args, "base", f"{name}{BASE_SUFFIX}", cam_audit, model), args.base_images, results)
+    timed_run(name, pipeline, pipeline_argv(paths, args, "subset", name, cam_audit, model), args.images, results)
 
 
 def measure_round(paths: dict[str, Path], args: argparse.Namespace, results: Measurements) -> None:
-    """One round side by side: the limit in each layout, then cam-audit (jpg) and RunInference, each as a pair."""
-    measure_limit(paths, args, results)
-    timed_pair("cam_audit_jpg", "cam_audit", paths, args, results)
+    """One round side by side: the limits and the non-model loop, then cam-audit (jpg) on each backend,
+    RunInference, and the near-free model, each pipeline as a pair."""
+    litert = "litert" not in args.skip
+    measure_limit(paths, args, results, (*LIMIT_LAYOUTS, *([LITERT_LAYOUT] if litert else [])))
+    measure_non_model(paths, args, results, SEED)
+    timed_pair("cam_audit_jpg", "cam_audit", paths, args, results, ["--backend", "litert" if litert else "tensorflow"])
+    if litert:
+        timed_pair("cam_audit_jpg_tensorflow", "cam_audit", paths, args, results, ["--backend", "tensorflow"])
     if "runinference" not in args.skip:
-        timed_pair("runinference_jpg", "runinference", paths, args, results)
+        # TensorFlow: the alternative runs its own Keras model; a LiteRT conversion in its launcher would be waste.
+        timed_pair("runinference_jpg", "runinference", paths, args, results, ["--backend", "tensorflow"])
+    if "near_free" not in args.skip:
+        measure_limit(paths, args, results, [LITERT_LAYOUT if litert else "cam_audit"], NEAR_FREE)
+        measure_non_model(paths, args, results, NEAR_FREE)
+        timed_pair("near_free_jpg", "cam_audit", paths, args, results,
+                   ["--backend", "litert" if litert else "tensorflow"], model=NEAR_FREE)
 
 
 def measure_variants(paths: dict[str, Path], args: argparse.Namespace, results: Measurements) -> None:
@@ -161,16 +200,17 @@ def measure_variants(paths: dict[str, Path], args: argparse.Namespace, results: 
 
 
 def pipeline_argv(
-    paths: dict[str, Path], args: argparse.Namespace, manifest: str, name: str, extra: Sequence[str] = ()
+    paths: dict[str, Path], args: argparse.Namespace, manifest: str, name: str, extra: Sequence[str] = (),
+    model: str = SEED,
 ) -> list[str]:
     """Command line of one run into out/runs/<name>."""
-    return audit_argv(paths[manifest], paths["model"], args.out / "runs" / name, args.batch_size, extra)
+    return audit_argv(paths[manifest], paths[model], args.out / "runs" / name, args.batch_size, extra)
 
 
 def measure_classic(paths: dict[str, Path], args: argparse.Namespace, results: Measurements) -> None:
     """The classic per-image recipe on the first classic_images images of the subset."""
     measured, other_cores = measure_apart(
-        ["classic", "--model", str(paths["model"]), "--archive", str(paths["archive"]), "--manifest",
+        ["classic", "--model", str(paths[SEED]), "--archive", str(paths["archive"]), "--manifest",
          str(paths["subset"]), "--images", str(args.classic_images), "--out", str(args.out / "runs" / "classic")])
     results.record("classic", measured["seconds"], other_cores)
     results.rates["classic"] = measured["images"] / measured["seconds"]
@@ -186,7 +226,7 @@ def measure_rss(paths: dict[str, Path], all_paths: list[str], args: argparse.Nam
         extra = ["--direct_num_workers", str(args.rss_workers), "--direct_running_mode", "multi_processing"]
         extra += ["--no_heatmaps"] if args.rss_no_heatmaps else []
         extra += cam_audit_flags(args)
-        argv = audit_argv(manifest, paths["model"], args.out / "runs" / f"rss_{size}", args.batch_size, extra)
+        argv = audit_argv(manifest, paths[SEED], args.out / "runs" / f"rss_{size}", args.batch_size, extra)
         watched = watch_command([sys.executable, "-m", "pipeline.run", *argv], cwd=str(REPO_ROOT))
         if watched.returncode != 0:
             raise RuntimeError(f"memory run of {size} images failed:\n{watched.output_tail}")
@@ -214,7 +254,8 @@ def prepare(args: argparse.Namespace) -> tuple[dict[str, Path], list[str], list[
     paths = {
         "archive": archive,
         "mura": mura,
-        "model": ensure_model(args.out / MODEL_FILE),
+        SEED: ensure_model(args.out / MODEL_FILE),
+        NEAR_FREE: ensure_model(args.out / NEAR_FREE_MODEL_FILE, NEAR_FREE_SIZE, NEAR_FREE_ALPHA),
         "subset": write_manifest(mura, f"bench_{args.images}", subset),
         "base": write_manifest(mura, f"bench_{args.base_images}", subset[: args.base_images]),
     }

@@ -12,6 +12,16 @@ SPLITS = ("valid", "train")
 IMAGE_SIZE = 224
 ALPHA = 1.0
 MODEL_FILE = "cam_mobilenetv2_a100_224.keras"  # the reference model, under the bench's out folder
+# A near-free model: the same architecture at alpha 0.35 and 128 px, several times cheaper per image.
+NEAR_FREE_SIZE = 128
+NEAR_FREE_ALPHA = 0.35
+NEAR_FREE_MODEL_FILE = "cam_mobilenetv2_a035_128.keras"
+FEATURE_STRIDE = 32  # build_cam_classifier's default: the full backbone
+
+
+def cam_grid(image_size: int, stride: int = FEATURE_STRIDE) -> int:
+    """Cells per side of a CAM at `image_size` ('same' padding rounds up)."""
+    return -(-image_size // stride)
 
 
 def ensure_archive(out_dir: Path, patients: int, seed: int = 0) -> Path:

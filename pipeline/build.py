@@ -15,17 +15,19 @@ from pipeline.consolidate import committed_files, read_committed, scan_manifest
 from pipeline.options import CamAuditOptions
 from pipeline.summary import study_files
 from transforms import files
+from transforms.backends.choice import check_backend, flatbuffer_or_warn, wants_litert
 from transforms.cam_head import find_cam_head, model_input_size
-from transforms.devices import usable_cores
+from transforms.devices import gpu_names, usable_cores
 from transforms.explain import ExplainCams
 from transforms.flags import FlagThresholds
 from transforms.images import LoadImages
 from transforms.imaging import DEFAULT_MAX_PIXELS, DecodePolicy
 from transforms.inference import CamModelLoader, InferCams
 from transforms.manifest import ReadManifest, inspect_manifest, read_labels
-from transforms.model_files import load_keras_model
+from transforms.methods import METHODS
+from transforms.model_files import file_sha256, load_keras_model
 from transforms.mura import default_data_root
-from transforms.output_paths import heatmaps_dir, join_path, progress_dir
+from transforms.output_paths import heatmaps_dir, join_path, litert_model_path, progress_dir
 from transforms.overlay import DEFAULT_HEATMAP_MAX_SIDE
 from transforms.progress import ReportProgress
 from transforms.records import ROWS_PER_BUNDLE_FILE, WriteRecords
@@ -63,6 +65,7 @@ class AuditPlan:
     sixteen_bit: str = "minmax"
     heatmap_max_side: int = DEFAULT_HEATMAP_MAX_SIDE
     records_per_commit: int = ROWS_PER_BUNDLE_FILE
+    litert_flatbuffer: bytes | None = None  # the checked LiteRT model, staged by prepare_output for the workers
 
 
 def new_run_id() -> str:
@@ -100,7 +103,8 @@ def prepare_output(plan: AuditPlan) -> None:
 
     It takes a plan, so it can only run once every check of `plan_audit` has passed. A probe file is
     written and deleted first, so an output folder that cannot be written (a read-only bucket) fails
-    here, with exit 2, before anything is deleted or any image read.
+    here, with exit 2, before anything is deleted or any image read. It also stages the LiteRT model
+    the launcher converted, where the workers read it.
     """
     probe = join_path(plan.output_dir, files.TEMP_PREFIX + "probe")
     try:
@@ -109,6 +113,8 @@ def prepare_output(plan: AuditPlan) -> None:
     except Exception as exc:  # noqa: BLE001 - any failure to write there is the same configuration error
         raise ValueError(f"--output {plan.output_dir!r} is not writable: {type(exc).__name__}: {exc}") from exc
     files.delete(plan.previous_records)
+    if plan.litert_flatbuffer is not None:
+        files.write_bytes_atomic(litert_model_path(plan.output_dir), plan.litert_flatbuffer)
 
 
 def runner_kind(options: PipelineOptions) -> str:
@@ -212,6 +218,7 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
     flag_thresholds = flag_levels(options)
     if not 0.0 <= options.study_threshold <= 1.0:
         raise ValueError(f"--study_threshold must be within 0..1, got {options.study_threshold}")
+    check_backend(options.backend, options.mixed_precision)
     loader = CamModelLoader(
         options.model,
         method="cam",
@@ -223,6 +230,7 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         forward_threads=options.forward_threads,
         micro_batch_size=options.micro_batch_size,
         cores=cores_per_process(options),
+        backend=options.backend,
     )
     class_names = tuple(name.strip() for name in options.class_names.split(",") if name.strip())
     check_image_options(options)
@@ -248,6 +256,15 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         )
     if options.cam_class is not None and not 0 <= options.cam_class < head.num_classes:
         raise ValueError(f"--cam_class must be in [0, {head.num_classes - 1}], got {options.cam_class}")
+    litert_flatbuffer = None
+    if wants_litert(options.backend, loader.method, options.mixed_precision, bool(gpu_names())):
+        # Converted and checked once here, not in every worker: conversion takes seconds to tens of
+        # seconds and a few hundred MiB (bench/README.md). On any failure the run uses TensorFlow.
+        litert_flatbuffer = flatbuffer_or_warn(METHODS[loader.method](model, options.preprocess, options.cam_class))
+        if litert_flatbuffer is None:
+            loader.backend = "tensorflow"
+        else:
+            loader.litert_model = (litert_model_path(options.output), file_sha256(litert_flatbuffer))
     del model  # the launcher only checks it; workers load their own copy
     run_id = options.run_id
     if committed is not None:
@@ -287,6 +304,7 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         flag_thresholds=flag_thresholds,
         study_threshold=float(options.study_threshold),
         abnormal_class=abnormal_class(class_names),
+        litert_flatbuffer=litert_flatbuffer,
     )
 
 

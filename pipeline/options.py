@@ -6,6 +6,7 @@ import argparse
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from transforms.backends.choice import BACKENDS
 from transforms.imaging import DEFAULT_MAX_PIXELS, SIXTEEN_BIT_MODES
 from transforms.methods.base import PREPROCESS_MODES
 from transforms.mura import MANIFEST_FORMATS
@@ -178,6 +179,16 @@ class CamAuditOptions(PipelineOptions):
             default=0,
             help="Number of Parquet files for the ok rows (records/part-*). Default 0: one per 20,000 rows; "
             "error rows (records/errors-*) always one per 20,000 rows.",
+        )
+        group.add_argument(
+            "--backend",
+            default="auto",
+            choices=BACKENDS,
+            help="What runs the forward passes. auto (default): LiteRT (XNNPACK, float32) on CPU workers when "
+            "the optional ai-edge-litert package is installed (pip install 'cam-audit[litert]'; about twice "
+            "TensorFlow's images/s on CPUs, see bench/README.md), TensorFlow on GPUs, with --mixed_precision "
+            "or without the package. litert: always LiteRT. The launcher converts the model once and checks it "
+            "against TensorFlow; a model LiteRT cannot convert or match runs on TensorFlow, with one warning.",
         )
         group.add_argument(
             "--max_pixels",

@@ -110,7 +110,9 @@ def test_measurements_keep_the_best_run_with_its_noise() -> None:
     assert noisy(0.6) == " (noisy)" and noisy(0.05) == ""
 
 
-@pytest.mark.parametrize(("layout", "threads", "micro_batch_size"), [("tensorflow_default", 1, 4), ("cam_audit", 2, 2)])
+@pytest.mark.parametrize(
+    ("layout", "threads", "micro_batch_size"), [("tensorflow_default", 1, 4), ("cam_audit", 2, 2), ("litert", 2, 2)]
+)
 def test_limit_runs_whole_passes_through_the_pipelines_forward_function(
     tiny_model_path: Path, layout: str, threads: int, micro_batch_size: int
 ) -> None:
@@ -124,5 +126,52 @@ def test_limit_runs_whole_passes_through_the_pipelines_forward_function(
     assert (limit.layout, limit.images) == (layout, 10)
     assert (limit.threads, limit.micro_batch_size) == (threads, micro_batch_size)
     assert limit.images_per_second > 0
+    assert limit.backend == ("litert" if layout == "litert" else "tensorflow")
     with pytest.raises(ValueError, match="layout"):
         limit_loader(str(tiny_model_path), "fastest", batch_size=4)
+
+
+def test_essential_limit_adds_the_two_costs_per_image() -> None:
+    from bench.report import essential_limit
+
+    assert essential_limit(100.0, 100.0) == pytest.approx(50.0)  # 10 ms + 10 ms per image
+    assert essential_limit(300.0, 600.0) == pytest.approx(200.0)
+
+
+def test_non_model_loop_runs_whole_passes_in_each_process(tiny_archive: TinyArchive) -> None:
+    from bench.nonmodel import blob_cam, time_non_model
+
+    cam = blob_cam((7, 7))
+    assert np.unravel_index(np.argmax(cam), cam.shape) == (3, 3) and cam.min() < 0 < cam.max()
+    paths = list(tiny_archive.good[:4])
+    rate = time_non_model(tiny_archive.root, paths, (32, 32), (4, 4), processes=2, min_seconds=1e-9)
+    assert (rate.processes, rate.images) == (2, 4) and rate.images_per_second > 0
+
+
+def test_issue_14_targets_are_judged_against_each_essential_limit() -> None:
+    import argparse
+
+    from bench.report import Measurements
+    from bench.targets import summarise
+
+    results = Measurements(args={}, environment={}, load_average_start=(0.0, 0.0, 0.0))
+    for layout, backend, model, rate in (("cam_audit", "tensorflow", "model", 100.0),
+                                         ("litert", "litert", "model", 200.0),
+                                         ("litert", "litert", "near_free_model", 800.0)):
+        results.limits.append({"layout": layout, "backend": backend, "model": model, "images_per_second": rate,
+                               "threads": 2, "micro_batch_size": 8, "intra_op_threads": 1, "other_cores": 0.0})
+    for model in ("model", "near_free_model"):
+        results.non_model[model] = [{"processes": 2, "images": 600, "seconds": 1.0, "images_per_second": 600.0,
+                                     "other_cores": 0.0}]
+    # 1,024 extra images at 150 (LiteRT), 80 (TensorFlow) and 300 (near-free) images/s.
+    for label, rate in (("cam_audit_jpg", 150.0), ("cam_audit_jpg_tensorflow", 80.0), ("near_free_jpg", 300.0)):
+        results.record(label + "_base", 5.0, 0.0)
+        results.record(label, 5.0 + 1024 / rate, 0.0)
+    args = argparse.Namespace(images=1536, base_images=512, batch_size=32, skip={"rss"}, rss_sizes=[1, 2])
+    _, targets = summarise(results, args)
+    verdicts = {target.name: (target.measured, target.verdict) for target in targets}
+    # Essential limits: 1/(1/100 + 1/600) = 85.7, 1/(1/200 + 1/600) = 150, 1/(1/800 + 1/600) = 342.9.
+    assert verdicts["end to end / essential, seed model, TensorFlow"] == ("0.93x", "PASS")
+    assert verdicts["end to end / essential, seed model, LiteRT"] == ("1.00x", "PASS")
+    assert verdicts["end to end / essential, near-free model"] == ("0.87x", "PASS")
+    assert verdicts["LiteRT end to end / TF bare forward"] == ("1.50x", "PASS")

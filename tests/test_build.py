@@ -123,6 +123,24 @@ def test_plan_audit_touches_nothing_and_prepare_output_deletes_the_previous_reco
     assert not any(path.exists() for path in written)
 
 
+def test_litert_model_is_converted_by_the_plan_and_staged_by_prepare_output(
+    tiny_archive: TinyArchive, tiny_model_path: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("ai_edge_litert")
+    from transforms.model_files import file_sha256
+
+    output = tmp_path / "out"
+    plan = plan_audit(audit_options([*base_args(tiny_archive, tiny_model_path, output), "--backend", "litert"]))
+    assert plan.litert_flatbuffer and not output.exists()  # converted, checked, nothing written yet
+    assert plan.loader.backend == "litert"
+    assert plan.loader.litert_model == (str(output / "model.tflite"), file_sha256(plan.litert_flatbuffer))
+    prepare_output(plan)
+    assert (output / "model.tflite").read_bytes() == plan.litert_flatbuffer
+    tensorflow = plan_audit(audit_options([*base_args(tiny_archive, tiny_model_path, tmp_path / "tf"),
+                                           "--backend", "tensorflow"]))
+    assert tensorflow.litert_flatbuffer is None and tensorflow.loader.litert_model is None
+
+
 def test_model_without_the_cam_head_is_refused_by_the_plan(
     tiny_archive: TinyArchive, flatten_model_path: Path, tmp_path: Path
 ) -> None:

@@ -140,6 +140,26 @@ def test_peaks_match_an_independent_reference(
     assert checked >= len(tiny_archive.good) - 1
 
 
+@pytest.mark.slow
+def test_litert_and_tensorflow_backends_write_the_same_records(
+    tiny_archive: TinyArchive, tiny_model_path: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("ai_edge_litert")
+    runs = {}
+    for backend in ("tensorflow", "litert"):
+        output = tmp_path / backend
+        run([*base_args(tiny_archive, tiny_model_path, output), "--backend", backend])
+        runs[backend] = {row["image_path"]: row for row in read_rows(output) if row["status"] == "ok"}
+    assert (tmp_path / "litert" / "model.tflite").exists() and not (tmp_path / "tensorflow" / "model.tflite").exists()
+    tensorflow, litert = runs["tensorflow"], runs["litert"]
+    assert sorted(litert) == sorted(tensorflow) == sorted(tiny_archive.good)
+    for path, expected in tensorflow.items():
+        got = litert[path]
+        assert got["predicted_class"] == expected["predicted_class"], path
+        np.testing.assert_allclose(got["probabilities"], expected["probabilities"], rtol=0, atol=1e-4)
+        assert (got["peak_x"], got["peak_y"]) == (expected["peak_x"], expected["peak_y"]), path
+
+
 def test_model_without_gap_dense_is_refused_before_processing(
     tiny_archive: TinyArchive, flatten_model_path: Path, tmp_path: Path
 ) -> None:

@@ -96,6 +96,21 @@ def test_loaded_model_predicts_probabilities_classes_and_maps(tiny_model_path: P
     assert loaded.cam_shift == (0.0, 0.0)
 
 
+def test_loader_runs_litert_on_its_forward_threads_when_asked(tiny_model_path: Path) -> None:
+    pytest.importorskip("ai_edge_litert")
+    batch = random_batch(6, seed=3)
+    reference = CamModelLoader(str(tiny_model_path)).load_model()
+    # No staged flatbuffer: the worker converts and checks the model itself.
+    loaded = CamModelLoader(str(tiny_model_path), batch_size=6, forward_threads=2, micro_batch_size=2,
+                            backend="litert").load_model()
+    assert (reference.backend, loaded.backend) == ("tensorflow", "litert")
+    (probabilities, classes, maps), _ = loaded.submit(batch).result()
+    expected_probabilities, expected_classes, expected_maps = reference.predict(batch)
+    np.testing.assert_array_equal(classes, expected_classes)
+    np.testing.assert_allclose(probabilities, expected_probabilities, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(maps, expected_maps, rtol=0, atol=1e-4 * float(np.abs(expected_maps).max()))
+
+
 def test_loader_applies_mixed_precision_to_the_loaded_model(tiny_model_path: Path) -> None:
     batch = random_batch(2)
     # A fixed class: both runs explain the same map, whatever either predicts.

@@ -14,7 +14,7 @@ CAM_AUDIT_FLAGS = {
     "--threshold", "--batch_size", "--min_batch_size", "--forward_threads", "--micro_batch_size", "--preprocess",
     "--cam_class", "--cam_alignment", "--heatmap_format", "--no_heatmaps", "--run_id", "--mixed_precision",
     "--overwrite", "--record_shards", "--max_pixels", "--heatmap_max_side", "--sixteen_bit", "--resume",
-    "--records_per_commit", "--progress_seconds",
+    "--records_per_commit", "--progress_seconds", "--backend",
 }  # fmt: skip
 # The audit's study and flag options.
 CAM_AUDIT_FLAGS |= {

@@ -69,3 +69,25 @@ def test_fit_to_side_area_averages_image_and_cam() -> None:
     np.testing.assert_allclose(small_cam, [[1, 0, 0, 0], [0, 0, 0, 0]])
     same_rgb, same_cam = fit_to_side(rgb, cam, 8)
     assert same_rgb is rgb and same_cam is cam
+
+
+def test_mask_box_is_the_smallest_box_around_every_true() -> None:
+    from transforms.overlay import mask_box
+
+    mask = np.zeros((6, 7), bool)
+    assert mask_box(mask) is None
+    mask[1, 5] = mask[3, 2] = True
+    assert mask_box(mask) == (slice(1, 4), slice(2, 6))
+
+
+def test_overlay_of_a_small_blob_equals_the_whole_frame_blend() -> None:
+    # Colouring only the box around the blob must give every pixel the whole-frame recipe gives.
+    rng = np.random.default_rng(2)
+    rgb = rng.integers(0, 256, (41, 59, 3), dtype=np.uint8)
+    rows, cols = np.mgrid[0:41, 0:59]
+    cam = np.exp(-((rows - 30) ** 2 + (cols - 12) ** 2) / 40.0).astype(np.float32)
+    heat = cv2.applyColorMap(np.clip(cam * 255.0 + 0.5, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
+    blended = cv2.addWeighted(rgb[..., ::-1].copy(), 0.5, heat, 0.5, 0.0)
+    expected = np.where((cam >= 0.2)[..., None], blended, rgb[..., ::-1])
+    assert 0 < (cam >= 0.2).mean() < 0.2
+    np.testing.assert_array_equal(render_overlay(rgb, cam, threshold=0.2), expected)

@@ -74,7 +74,9 @@ def upsample(cam: np.ndarray, width: int, height: int, shift: tuple[float, float
     columns = cam32[:, low_x] * keep_x + cam32[:, high_x] * take_x  # h x width
     full = columns[low_y]
     full *= keep_y
-    full += columns[high_y] * take_y
+    upper = columns[high_y]  # a fresh gather, scaled in place: one full-size temporary, not two
+    upper *= take_y
+    full += upper
     return full
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from apache_beam.utils import shared
 from apache_beam.utils.windowed_value import WindowedValue
 
+from transforms.backends.choice import BACKENDS, litert_predict, wants_litert
 from transforms.devices import (
     ForwardLayout,
     affinity_cores,
@@ -78,8 +79,10 @@ class LoadedCamModel:
         cam_shift: tuple[float, float],
         layout: ForwardLayout,
         input_size: tuple[int, int],
+        backend: str = "tensorflow",
     ) -> None:
         self.predict = predict
+        self.backend = backend  # what runs the forward passes: tensorflow or litert
         self.num_classes = num_classes
         self.cam_shift = cam_shift
         self.input_size = input_size  # (height, width) the model takes
@@ -124,8 +127,11 @@ class CamModelLoader:
         forward_threads: int = 0,
         micro_batch_size: int = 0,
         cores: int = 0,
+        backend: str = "tensorflow",
+        litert_model: tuple[str, str] | None = None,
     ) -> None:
         assert method in METHODS and batch_size >= 1 and min(forward_threads, micro_batch_size, cores) >= 0
+        assert backend in BACKENDS, backend
         self.model_path = model_path
         self.method = method
         self.cam_class = cam_class
@@ -136,13 +142,21 @@ class CamModelLoader:
         self.forward_threads = forward_threads
         self.micro_batch_size = micro_batch_size
         self.cores = cores
+        # `backend` as asked (auto: LiteRT on a CPU worker); `litert_model` the (path, sha256) of the
+        # flatbuffer the launcher converted and checked, or None to convert on the worker.
+        self.backend = backend
+        self.litert_model = litert_model
+
+    def process_cores(self) -> int:
+        """CPU cores this worker process may use: its share of the machine, at most what it can see."""
+        usable = usable_cores()
+        return min(self.cores, usable) if self.cores else usable
 
     def configure_process(self) -> ForwardLayout:
         """Settle this process's forward layout and set TensorFlow up for it (before its runtime starts)."""
-        usable = usable_cores()
-        cores = min(self.cores, usable) if self.cores else usable
         layout = forward_layout(
-            self.forward_threads, self.micro_batch_size, self.batch_size, bool(gpu_names()), cores, affinity_cores()
+            self.forward_threads, self.micro_batch_size, self.batch_size, bool(gpu_names()), self.process_cores(),
+            affinity_cores(),
         )
         configure_tensorflow(layout.intra_op_threads)
         return layout
@@ -155,12 +169,19 @@ class CamModelLoader:
         if self.mixed_precision:
             method = METHODS[self.method](mixed_precision_clone(model), self.preprocess, self.cam_class)
         predict = method.traced()
+        if wants_litert(self.backend, self.method, self.mixed_precision, bool(gpu_names())):
+            # One interpreter per forward thread, the process's cores shared out among them.
+            num_threads = max(1, self.process_cores() // layout.threads)
+            litert = litert_predict(method, self.litert_model, layout.threads, num_threads, layout.micro_batch_size)
+            predict, backend = (litert, "litert") if litert is not None else (predict, "tensorflow")
+        else:
+            backend = "tensorflow"
         # Trace and warm up now, at the size of the calls the stage will make: the trace and oneDNN's
         # per-shape kernel set-up are one-off costs of loading (model_load_ms), not of the first batch.
         height, width = method.input_size
         for size in warmup_sizes(self.batch_size, layout.micro_batch_size):
             predict(np.zeros((size, height, width, 3), dtype=np.float32))
-        return LoadedCamModel(predict, method.num_classes, shift, layout, (height, width))
+        return LoadedCamModel(predict, method.num_classes, shift, layout, (height, width), backend)
 
 
 @dataclasses.dataclass(frozen=True)

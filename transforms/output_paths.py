@@ -18,6 +18,7 @@ BUNDLES_DIR = "_bundles"
 PROGRESS_PREFIX = "_progress-"  # OUTPUT/_progress-<run id>/*.json: workers' tallies while a run goes, removed after
 STUDIES_DIR = "studies"  # OUTPUT/studies/part-<id>.parquet: one row per study (transforms/study_schema.py)
 REPORT_DIR = "report"  # OUTPUT/report/index.html, metrics.json and the plots beside them
+LITERT_MODEL_FILE = "model.tflite"  # the LiteRT flatbuffer the launcher converted, which workers run
 
 
 def is_uri(path: str) -> bool:
@@ -60,6 +61,11 @@ def studies_dir(output_dir: str) -> str:
 def report_dir(output_dir: str) -> str:
     """Where a run's report goes."""
     return join_path(output_dir, REPORT_DIR)
+
+
+def litert_model_path(output_dir: str) -> str:
+    """Where the launcher stages the converted LiteRT model for the workers."""
+    return join_path(output_dir, LITERT_MODEL_FILE)
 
 
 _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$")

@@ -1,0 +1,77 @@
+"""The non-model work alone, in a tight loop: read, decode, resize, CAM upsample, JET overlay, JPEG encode.
+
+What every image costs besides the forward pass, with no Beam, no model and no files written: the
+other half of the essential limit 1 / (1 / forward rate + 1 / this rate). One loop per process,
+`processes` processes side by side (one per core, as the forward layout uses them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+# The CAM the overlay is drawn from: one smooth blob on the model's grid, which colours about a tenth
+# of each image at the default threshold 0.2 (bench/README.md).
+_CAM_BLOB_SIGMA = 0.3
+
+
+@dataclasses.dataclass(frozen=True)
+class NonModelRate:
+    """Images per second of the non-model work over all processes."""
+
+    processes: int
+    images: int
+    seconds: float  # the slowest process's timed seconds
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds
+
+
+def blob_cam(cam_size: tuple[int, int]) -> np.ndarray:
+    """A smooth raw CAM with one peak, in the model's grid (the overlay's input)."""
+    rows, cols = (np.linspace(-1.0, 1.0, size) for size in cam_size)
+    distance = rows[:, None] ** 2 + cols[None, :] ** 2
+    return (np.exp(-distance / (2 * _CAM_BLOB_SIGMA**2)) * 5.0 - 1.0).astype(np.float32)
+
+
+def non_model_image(data: bytes, input_size: tuple[int, int], cam: np.ndarray, threshold: float = 0.2) -> int:
+    """One image's non-model work on its bytes; returns the heatmap's encoded size."""
+    from transforms.cam import explain_cam
+    from transforms.imaging import load_model_input
+    from transforms.overlay import encode_image, render_overlay
+
+    rgb, _ = load_model_input(data, *input_size)
+    height, width = rgb.shape[:2]
+    cam_full, _ = explain_cam(cam, width, height, threshold)
+    return len(encode_image(render_overlay(rgb, cam_full, threshold), "jpg"))
+
+
+def _loop(files: Sequence[str], input_size: tuple[int, int], cam_size: tuple[int, int],
+          min_seconds: float) -> tuple[int, float]:
+    """One process: whole passes over `files` (read from disk each time) until `min_seconds` have passed."""
+    from transforms import files as io
+
+    cam = blob_cam(cam_size)
+    non_model_image(io.read_bytes(files[0]), input_size, cam)  # imports and first-call set-up, untimed
+    images, start = 0, time.perf_counter()
+    while True:
+        for path in files:
+            non_model_image(io.read_bytes(path), input_size, cam)
+            images += 1
+        if time.perf_counter() - start >= min_seconds:
+            return images, time.perf_counter() - start
+
+
+def time_non_model(archive_root: Path, paths: Sequence[str], input_size: tuple[int, int],
+                   cam_size: tuple[int, int], processes: int, min_seconds: float) -> NonModelRate:
+    """The non-model rate of `processes` processes side by side, each over its own share of `paths`."""
+    shares = [[str(archive_root / path) for path in paths[index::processes]] for index in range(processes)]
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        results = pool.starmap(_loop, [(share, input_size, cam_size, min_seconds) for share in shares])
+    return NonModelRate(processes, sum(images for images, _ in results), max(seconds for _, seconds in results))

@@ -4,5 +4,11 @@ from __future__ import annotations
 
 from transforms.methods.base import CamMethod
 from transforms.methods.cam import ClassicCam
+from transforms.methods.gradcam import GradCam
+from transforms.methods.gradcampp import GradCamPlusPlus
+from transforms.methods.hirescam import HiResCam
+from transforms.methods.layercam import LayerCam
 
-METHODS: dict[str, type[CamMethod]] = {method.name: method for method in (ClassicCam,)}
+METHODS: dict[str, type[CamMethod]] = {
+    method.name: method for method in (ClassicCam, HiResCam, GradCam, GradCamPlusPlus, LayerCam)
+}

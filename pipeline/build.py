@@ -13,12 +13,13 @@ from apache_beam.options.pipeline_options import DebugOptions, DirectOptions, Pi
 from pipeline.options import CamAuditOptions
 from pipeline.summary import record_files
 from transforms import files
-from transforms.cam_head import find_cam_head, model_input_size
+from transforms.cam_head import model_input_size
 from transforms.devices import usable_cores
 from transforms.explain import ExplainCams
 from transforms.images import LoadImages
 from transforms.inference import CamModelLoader, InferCams
 from transforms.manifest import ReadManifest, inspect_manifest, read_labels
+from transforms.methods import METHODS, default_method
 from transforms.model_files import load_keras_model
 from transforms.mura import default_data_root
 from transforms.output_paths import heatmaps_dir
@@ -45,6 +46,7 @@ class AuditPlan:
     heatmap_dir: str | None
     heatmap_format: str
     record_shards: int
+    explainer: str = ""  # method and target layer, for the start-up line
 
 
 def new_run_id() -> str:
@@ -134,35 +136,46 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
     if not 0.0 < options.threshold <= 1.0:
         raise ValueError(f"--threshold must be in (0, 1], got {options.threshold}")
     min_batch, max_batch = batch_bounds(options)
-    loader = CamModelLoader(
-        options.model,
-        method="cam",
-        preprocess=options.preprocess,
-        mixed_precision=options.mixed_precision,
-        align_cams=options.cam_alignment == "receptive_field",
-        cam_class=options.cam_class,
-        batch_size=max_batch,
-        forward_threads=options.forward_threads,
-        micro_batch_size=options.micro_batch_size,
-        cores=cores_per_process(options),
-    )
+
+    def make_loader(method: str) -> CamModelLoader:
+        return CamModelLoader(
+            options.model,
+            method=method,
+            preprocess=options.preprocess,
+            mixed_precision=options.mixed_precision,
+            align_cams=options.cam_alignment == "receptive_field",
+            cam_class=options.cam_class,
+            batch_size=max_batch,
+            forward_threads=options.forward_threads,
+            micro_batch_size=options.micro_batch_size,
+            cores=cores_per_process(options),
+            target_layer=options.target_layer,
+            faithfulness=options.faithfulness,
+        )
+
     class_names = tuple(name.strip() for name in options.class_names.split(",") if name.strip())
     previous = previous_records(options.output, options.overwrite)
     manifest_format, columns = inspect_manifest(options.manifest, options.manifest_format)
     labels = read_labels(options.labels_file) if options.labels_file else None
 
-    loader.configure_process()
+    make_loader(options.method or "cam").configure_process()
     model, sha256 = load_keras_model(options.model)
-    head = find_cam_head(model)
+    method_name = options.method or default_method(model)
+    # Building the method checks the model for it: CAM's head, the target layer, the output kind.
+    method = METHODS[method_name](model, options.preprocess, options.cam_class, options.target_layer)
+    loader = make_loader(method_name)
     input_size = model_input_size(model)
-    if len(class_names) != head.num_classes:
+    if len(class_names) != method.num_classes:
         raise ValueError(
             f"--class_names has {len(class_names)} names {list(class_names)} but the model has "
-            f"{head.num_classes} classes"
+            f"{method.num_classes} classes"
         )
-    if options.cam_class is not None and not 0 <= options.cam_class < head.num_classes:
-        raise ValueError(f"--cam_class must be in [0, {head.num_classes - 1}], got {options.cam_class}")
-    del model  # the launcher only checks it; workers load their own copy
+    if options.cam_class is not None and not 0 <= options.cam_class < method.num_classes:
+        raise ValueError(f"--cam_class must be in [0, {method.num_classes - 1}], got {options.cam_class}")
+    features = " x ".join("B" if size is None else str(size) for size in method.features.shape)
+    explainer = f"method {method_name}, target layer {method.target_name} ({features})"
+    target_layer = method.target_name
+    del model, method  # the launcher only checks it; workers load their own copy
 
     return AuditPlan(
         manifest=options.manifest,
@@ -178,6 +191,8 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
             model_sha256=sha256,
             threshold=float(options.threshold),
             class_names=class_names,
+            method=method_name,
+            target_layer=target_layer,
         ),
         min_batch_size=min_batch,
         max_batch_size=max_batch,
@@ -185,6 +200,7 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         heatmap_dir=None if options.no_heatmaps else heatmaps_dir(options.output),
         heatmap_format=options.heatmap_format,
         record_shards=options.record_shards,
+        explainer=explainer,
     )
 
 

@@ -6,6 +6,7 @@ import argparse
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from transforms.methods import METHODS
 from transforms.methods.base import PREPROCESS_MODES
 from transforms.mura import MANIFEST_FORMATS
 from transforms.overlay import HEATMAP_FORMATS
@@ -168,4 +169,26 @@ class CamAuditOptions(PipelineOptions):
             default=0,
             help="Number of Parquet files for the ok rows (records/part-*). Default 0: the runner decides; "
             "error rows (records/errors-*) always go where the runner decides.",
+        )
+        # Explanation methods (issue 12).
+        group.add_argument(
+            "--method",
+            default=None,
+            choices=tuple(METHODS),
+            help="Explanation method. cam: classic CAM (needs conv maps -> GlobalAveragePooling2D -> Dense); "
+            "hirescam, gradcam, gradcampp, layercam: gradient methods for any conv classifier, one forward "
+            "and one backward pass per batch. Default: cam when the model has the CAM head, else hirescam.",
+        )
+        group.add_argument(
+            "--target_layer",
+            default=None,
+            help="Layer whose maps the gradient methods explain, by name (also inside a nested backbone). "
+            "Default: the last 4-D feature tensor feeding the head, printed at start-up.",
+        )
+        group.add_argument(
+            "--faithfulness",
+            action="store_true",
+            default=False,
+            help="Also measure each map's faithfulness: deletion/insertion AUC and the drop/increase in "
+            "confidence on the explanation map (README), in extra forward passes on the device.",
         )

@@ -59,6 +59,7 @@ def run(argv: list[str] | None = None) -> AuditSummary:
     argv = route_labels_flag(list(sys.argv[1:] if argv is None else argv))
     options = PipelineOptions(argv)
     plan = plan_audit(options.view_as(CamAuditOptions))
+    print(f"cam-audit: {plan.explainer}")
     prepare_output(plan)
     runner = None if options.view_as(StandardOptions).runner else local_runner(options)
     start = time.perf_counter()

@@ -14,6 +14,7 @@ CAM_AUDIT_FLAGS = {
     "--threshold", "--batch_size", "--min_batch_size", "--forward_threads", "--micro_batch_size", "--preprocess",
     "--cam_class", "--cam_alignment", "--heatmap_format", "--no_heatmaps", "--run_id", "--mixed_precision",
     "--overwrite", "--record_shards",
+    "--method", "--target_layer", "--faithfulness",
 }  # fmt: skip
 
 

@@ -44,6 +44,13 @@ RECORD_FIELDS: list[tuple[pa.Field, str]] = [
     (pa.field("cam_width", pa.int32()), "columns of cam"),
     (pa.field("cam_shift_y", pa.float64()), "receptive-field offset of the CAM grid, cells (see README)"),
     (pa.field("cam_shift_x", pa.float64()), "receptive-field offset of the CAM grid, cells (see README)"),
+    # Which explanation method and layer made the map, and how faithful it is (--faithfulness; README).
+    (pa.field("method", pa.string(), nullable=False), "explanation method (--method): cam, hirescam, gradcam, ..."),
+    (pa.field("target_layer", pa.string()), "layer whose maps are explained (backbone/layer when nested)"),
+    (pa.field("deletion_auc", pa.float64()), "area under the deletion curve; null without --faithfulness"),
+    (pa.field("insertion_auc", pa.float64()), "area under the insertion curve; null without --faithfulness"),
+    (pa.field("confidence_drop", pa.float64()), "max(0, Y - O) / Y on the explanation map; null without it"),
+    (pa.field("confidence_increase", pa.bool_()), "O > Y on the explanation map; null without --faithfulness"),
     (pa.field("model_sha256", pa.string(), nullable=False), "SHA-256 of the model file"),
     (pa.field("run_id", pa.string(), nullable=False), "identifies the run that wrote the row"),
 ]
@@ -58,6 +65,18 @@ class RunFacts:
     model_sha256: str
     threshold: float
     class_names: tuple[str, ...]
+    method: str = "cam"
+    target_layer: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class FaithfulnessScores:
+    """One image's faithfulness figures (transforms/faithfulness.py says how they are measured)."""
+
+    deletion_auc: float
+    insertion_auc: float
+    confidence_drop: float
+    confidence_increase: bool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +87,7 @@ class Prediction:
     cam_class: int
     cam: Any  # h x w float32 raw CAM of cam_class
     cam_shift: tuple[float, float] = (0.0, 0.0)  # (dy, dx) of the cell grid, in cells
+    faithfulness: FaithfulnessScores | None = None  # None without --faithfulness or for an empty map
 
 
 def to_record(
@@ -111,6 +131,12 @@ def to_record(
         "cam_width": None,
         "cam_shift_y": None,
         "cam_shift_x": None,
+        "method": facts.method,
+        "target_layer": facts.target_layer,
+        "deletion_auc": None,
+        "insertion_auc": None,
+        "confidence_drop": None,
+        "confidence_increase": None,
         "model_sha256": facts.model_sha256,
         "run_id": facts.run_id,
     }
@@ -137,6 +163,8 @@ def to_record(
         cam_shift_y=float(prediction.cam_shift[0]),
         cam_shift_x=float(prediction.cam_shift[1]),
     )
+    if prediction.faithfulness is not None:
+        record.update(dataclasses.asdict(prediction.faithfulness))
     return record
 
 

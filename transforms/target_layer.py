@@ -27,11 +27,6 @@ class TargetLayer:
     nesting: tuple[NestedCall, ...]  # outermost first; empty when the tensor is in the model's own graph
     head_layers: tuple[str, ...] = ()  # names of the outer layers between the default target and the output
 
-    def describe(self) -> str:
-        """For the start-up line: name and shape."""
-        shape = " x ".join("B" if size is None else str(size) for size in self.features.shape)
-        return f"{self.name} ({shape})"
-
 
 def _is_nested_model(layer: Any) -> bool:
     return hasattr(layer, "layers") and hasattr(layer, "outputs") and hasattr(layer, "inputs")
@@ -69,6 +64,7 @@ def _default_target(model: Any, nesting: tuple[NestedCall, ...], prefix: str) ->
             inner = NestedCall(layer, _single(node.input_tensors), tensor)
             target = _default_target(layer, (*nesting, inner), f"{prefix}{layer.name}/")
             found.setdefault(id(target.features), target)
+            head.extend(reversed(target.head_layers))
             continue
         head.append(layer.name)
         stack.extend(node.input_tensors)

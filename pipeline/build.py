@@ -160,7 +160,8 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
 
     make_loader(options.method or "cam").configure_process()
     model, sha256 = load_keras_model(options.model)
-    method_name = options.method or default_method(model)
+    # A --target_layer alone asks for a gradient method: classic CAM has no choice of layer.
+    method_name = options.method or ("hirescam" if options.target_layer else default_method(model))
     # Building the method checks the model for it: CAM's head, the target layer, the output kind.
     method = METHODS[method_name](model, options.preprocess, options.cam_class, options.target_layer)
     loader = make_loader(method_name)

@@ -177,7 +177,8 @@ class CamAuditOptions(PipelineOptions):
             choices=tuple(METHODS),
             help="Explanation method. cam: classic CAM (needs conv maps -> GlobalAveragePooling2D -> Dense); "
             "hirescam, gradcam, gradcampp, layercam: gradient methods for any conv classifier, one forward "
-            "and one backward pass per batch. Default: cam when the model has the CAM head, else hirescam.",
+            "and one backward pass per batch. Default: cam when the model has the CAM head (and no --target_layer "
+            "is given), else hirescam.",
         )
         group.add_argument(
             "--target_layer",

@@ -129,7 +129,7 @@ def tap_model(model: Any, target: TargetLayer, outputs: list[Any]) -> Callable[[
     import keras
 
     if not target.nesting:
-        tapped = keras.Model(model.inputs, [target.features, *outputs], name="tapped")
+        tapped = keras.Model(model.inputs[0], [target.features, *outputs], name="tapped")
 
         def run(x: Any) -> tuple[Any, list[Any]]:
             activations, *rest = tapped(x, training=False)
@@ -140,7 +140,7 @@ def tap_model(model: Any, target: TargetLayer, outputs: list[Any]) -> Callable[[
     inner_target = dataclasses.replace(target, nesting=inner_nesting)
     inner = tap_model(call.model, inner_target, [_single(call.model.outputs)])
     try:
-        before = keras.Model(model.inputs, call.parent_input, name=f"before_{call.model.name}")
+        before = keras.Model(model.inputs[0], call.parent_input, name=f"before_{call.model.name}")
         after = keras.Model(call.parent_output, outputs, name=f"after_{call.model.name}")
     except ValueError as exc:
         raise CamModelError(

@@ -25,7 +25,7 @@ class TargetLayer:
     name: str  # "layer", or "backbone/layer" inside a nested model
     features: Any  # KerasTensor in the graph of nesting[-1].model (or of the model itself)
     nesting: tuple[NestedCall, ...]  # outermost first; empty when the tensor is in the model's own graph
-    head_layers: tuple[str, ...] = ()  # names of the outer layers between the default target and the output
+    head_layers: tuple[str, ...] = ()  # found by default: the layers between the target and the output
 
 
 def _is_nested_model(layer: Any) -> bool:
@@ -107,13 +107,12 @@ def find_target_layer(model: Any, name: str | None = None) -> TargetLayer:
     """
     if len(model.outputs) != 1:
         raise CamModelError(f"expected a model with one output, found {len(model.outputs)}")
-    default = _default_target(model, (), "")
     if name is None:
-        return default
+        return _default_target(model, (), "")
     target = _named_target(model, name, (), "")
     if target is None:
         raise CamModelError(f"--target_layer {name!r}: no layer of that name in the model or its nested models")
-    return dataclasses.replace(target, head_layers=default.head_layers)
+    return target
 
 
 def tap_model(model: Any, target: TargetLayer, outputs: list[Any]) -> Callable[[Any], tuple[Any, list[Any]]]:

@@ -35,7 +35,7 @@ Faithfulness = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def step_fractions(pixels: int, steps: int = FAITHFULNESS_STEPS) -> np.ndarray:
-    """Fractions of pixels replaced at each step, 0 .. 1: whole pixels, round(i * pixels / steps)."""
+    """Fractions of pixels replaced at each step, 0 .. 1: whole pixels, i * pixels / steps rounded half to even."""
     return np.round(np.arange(steps + 1) * pixels / steps) / pixels
 
 

@@ -54,6 +54,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     method.add_argument("--faithfulness", action="store_true")
     method.add_argument("--batch_size", type=int, default=32)
     method.add_argument("--seconds", type=float, default=6.0)
+    method.add_argument("--images", type=int, default=512, help="decoded images cycled over")
     return parser.parse_args(argv)
 
 
@@ -93,7 +94,7 @@ def measure_method(args: argparse.Namespace) -> dict:
     from bench.methods import time_method
 
     return time_method(args.model, args.method, args.faithfulness, args.archive, args.manifest, args.batch_size,
-                       args.seconds)  # fmt: skip
+                       args.seconds, args.images)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -58,10 +58,20 @@ class BareForward(CamMethod):
 
 
 def time_method(
-    model_path: str, method: str, faithfulness: bool, archive: Path, manifest: Path, batch_size: int, seconds: float
+    model_path: str,
+    method: str,
+    faithfulness: bool,
+    archive: Path,
+    manifest: Path,
+    batch_size: int,
+    seconds: float,
+    images: int,
 ) -> dict[str, Any]:
-    """Images per second of one method (or BARE) through the pipeline's loader, in cam-audit's layout."""
-    from bench.forward import LIMIT_IMAGES, time_forward
+    """Images per second of one method (or BARE) through the pipeline's loader, in cam-audit's layout.
+
+    `images` decoded images are cycled over (at least one whole pass is timed, after two warm-up batches).
+    """
+    from bench.forward import time_forward
     from bench.workload import decode_inputs, manifest_image_paths
     from transforms.inference import CamModelLoader, LoadedCamModel
     from transforms.model_files import load_keras_model
@@ -75,19 +85,24 @@ def time_method(
         loaded = LoadedCamModel(bare.traced(), bare.num_classes, (0.0, 0.0), layout, bare.input_size)
     else:
         loaded = loader.load_model()
-    inputs = decode_inputs(archive, manifest_image_paths(manifest)[:LIMIT_IMAGES], loaded.input_size)
+    inputs = decode_inputs(archive, manifest_image_paths(manifest)[:images], loaded.input_size)
     limit = time_forward(loaded, method, inputs, batch_size, seconds)
     return {"images": limit.images, "seconds": limit.seconds, "images_per_second": limit.images_per_second}
 
 
 def measure_methods(model: Path, archive: Path, manifest: Path, batch_size: int, seconds: float) -> dict[str, Any]:
-    """Every VARIANT in a process of its own: {label: {images_per_second, other_cores, ...}}."""
+    """Every VARIANT in a process of its own: {label: {images_per_second, other_cores, ...}}.
+
+    Faithfulness runs 35 more forward passes per image: it cycles over one batch of images, not 128.
+    """
+    from bench.forward import LIMIT_IMAGES
     from bench.run_bench import measure_apart
 
     results: dict[str, Any] = {}
     for label, method, faithfulness in VARIANTS:
         command = ["method", "--model", str(model), "--archive", str(archive), "--manifest", str(manifest),
                    "--method", method, "--batch_size", str(batch_size), "--seconds", str(seconds),
+                   "--images", str(batch_size if faithfulness else LIMIT_IMAGES),
                    *(["--faithfulness"] if faithfulness else [])]  # fmt: skip
         measured, other_cores = measure_apart(command)
         results[label] = {**measured, "other_cores": other_cores}
@@ -119,16 +134,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1.5 s per figure, 40 patients (for checking the code)")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=None, help="minimum timed seconds per figure (default 6)")
+    parser.add_argument("--model", type=Path, default=None, help="another model (default: the bench's, MobileNetV2 "
+                        "alpha 1.0 at 224 px)")
     args = parser.parse_args(argv)
     seconds = args.seconds or (1.5 if args.quick else 6.0)
     patients = 40 if args.quick else 300
     archive = args.out / f"archive_{patients}p"
     mura = ensure_archive(archive, patients)
     manifest = write_manifest(mura, "bench_methods", archive_image_paths(mura)[:128])
-    model = ensure_model(args.out / MODEL_FILE)
+    model = args.model or ensure_model(args.out / MODEL_FILE)
     load = os.getloadavg()
     results = measure_methods(model, archive, manifest, args.batch_size, seconds)
-    print(f"\nmethods, batch {args.batch_size}, load average {np.round(load, 2).tolist()} -> "
+    print(f"\nmethods on {model.name}, batch {args.batch_size}, load average {np.round(load, 2).tolist()} -> "
           f"{np.round(os.getloadavg(), 2).tolist()} on {os.cpu_count()} cores")  # fmt: skip
     print(render_methods(results))
     (args.out / "methods.json").write_text(json.dumps({"load_average": load, "results": results}, indent=2))

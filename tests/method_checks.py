@@ -9,19 +9,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tests.conftest import TINY_INPUT
+from tests.conftest import TINY_INPUT, random_batch, tiny_feature_maps
 from transforms.cam import rectify_and_normalise
+from transforms.methods.base import CamMethod
 
 
 def build_flatten_head_model(seed: int = 0) -> keras.Model:
     """Input 32x32x3 -> conv -> pool -> conv 'last_conv' (16x16x6) -> Flatten -> Dense(8, relu) -> Dense softmax."""
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((TINY_INPUT, TINY_INPUT, 3))
-    x = keras.layers.Rescaling(1.0 / 255.0)(inputs)
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(x)
-    x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="last_conv")(x)
-    x = keras.layers.Flatten()(x)
+    x = keras.layers.Flatten()(tiny_feature_maps(inputs))
     x = keras.layers.Dense(8, activation="relu", name="hidden")(x)
     outputs = keras.layers.Dense(2, activation="softmax", name="classifier")(x)
     return keras.Model(inputs, outputs)
@@ -57,3 +54,21 @@ def independent_gradients(
 def normalised(maps: np.ndarray) -> np.ndarray:
     """Each map rectified and divided by its maximum, as the pipeline does."""
     return np.stack([rectify_and_normalise(m)[0] for m in maps])
+
+
+def explained_with_independent_gradients(
+    method: type[CamMethod], model_seed: int, batch_seed: int, images: int = 3
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the method's maps, activations, gradients) on the Flatten-head model; explained classes checked equal."""
+    model = build_flatten_head_model(seed=model_seed)
+    batch = random_batch(images, seed=batch_seed)
+    activations, gradients, classes = independent_gradients(model, "last_conv", flatten_head_logits, batch)
+    _, explained, maps = method(model).traced()(batch)
+    np.testing.assert_array_equal(explained, classes)
+    return maps, activations, gradients
+
+
+def assert_maps_close(maps: np.ndarray, expected: np.ndarray, rtol: float = 1e-4) -> None:
+    """Agreement relative to each value and to the maps' magnitude (float32 against float64)."""
+    assert np.abs(expected).max() > 0
+    np.testing.assert_allclose(maps, expected, rtol=rtol, atol=rtol / 10 * np.abs(expected).max())

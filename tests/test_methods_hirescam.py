@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import build_tiny_cam_model, random_batch
-from tests.method_checks import build_flatten_head_model, flatten_head_logits, independent_gradients, normalised
+from tests.method_checks import assert_maps_close, explained_with_independent_gradients, normalised
 from transforms.methods.cam import ClassicCam
 from transforms.methods.hirescam import HiResCam
 
@@ -25,10 +25,5 @@ def test_hirescam_equals_cam_after_normalisation_on_a_gap_model(units: int, acti
 
 
 def test_hirescam_is_gradient_times_activation_on_a_flatten_head() -> None:
-    model = build_flatten_head_model(seed=1)
-    batch = random_batch(3, seed=4)
-    activations, gradients, classes = independent_gradients(model, "last_conv", flatten_head_logits, batch)
-    _, explained, maps = HiResCam(model).traced()(batch)
-    np.testing.assert_array_equal(explained, classes)
-    expected = (gradients * activations).sum(axis=-1)
-    np.testing.assert_allclose(maps, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
+    maps, activations, gradients = explained_with_independent_gradients(HiResCam, model_seed=1, batch_seed=4)
+    assert_maps_close(maps, (gradients * activations).sum(axis=-1))

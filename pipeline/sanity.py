@@ -36,11 +36,16 @@ from transforms.mura import default_data_root, manifest_entry, resolve_image_pat
 COLLAPSE_THRESHOLD = 0.5
 
 
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 0 .. n-1 of the flattened values, tied values sharing the mean of their ranks."""
+    _, inverse, counts = np.unique(values.ravel(), return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    return ((ends - counts + ends - 1) / 2.0)[inverse]
+
+
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman rank correlation of two maps (average ranks for ties); 0.0 when either is constant."""
-    from scipy.stats import rankdata
-
-    ranks_a, ranks_b = rankdata(a.ravel()), rankdata(b.ravel())
+    ranks_a, ranks_b = average_ranks(a), average_ranks(b)
     if np.ptp(ranks_a) == 0 or np.ptp(ranks_b) == 0:
         return 0.0
     return float(np.corrcoef(ranks_a, ranks_b)[0, 1])

@@ -122,13 +122,13 @@ def test_peaks_match_an_independent_reference(
     assert checked >= len(tiny_archive.good) - 1
 
 
-def test_model_without_gap_dense_is_refused_before_processing(
+def test_model_without_gap_dense_is_refused_by_cam_before_processing(
     tiny_archive: TinyArchive, flatten_model_path: Path, tmp_path: Path
 ) -> None:
     from transforms.cam_head import CamModelError
 
     with pytest.raises(CamModelError, match="GlobalAveragePooling2D"):
-        run(base_args(tiny_archive, flatten_model_path, tmp_path / "out"))
+        run([*base_args(tiny_archive, flatten_model_path, tmp_path / "out"), "--method", "cam"])
     assert not (tmp_path / "out").exists()
 
 

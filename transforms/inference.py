@@ -176,7 +176,7 @@ class CamModelLoader:
         # Trace and warm up now, at the size of the calls the stage will make: the trace and oneDNN's
         # per-shape kernel set-up are one-off costs of loading (model_load_ms), not of the first batch.
         for size in warmup_sizes(self.batch_size, layout.micro_batch_size):
-            model_for_batches._timed_predict(np.zeros((size, height, width, 3), dtype=np.float32))
+            model_for_batches.submit(np.zeros((size, height, width, 3), dtype=np.float32)).result()
         return model_for_batches
 
 

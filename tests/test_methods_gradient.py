@@ -115,3 +115,18 @@ def test_hostile_inputs_give_finite_maps_and_empty_results_never_nan(name: str) 
         assert np.isfinite(full).all() and np.isfinite(stats.coverage)
         if np.max(cam) <= 0 or np.max(np.maximum(cam, 0)) == np.min(np.maximum(cam, 0)):
             assert stats.peak_x is None and stats.coverage == 0.0 and not full.any()
+
+
+def test_a_trailing_softmax_layer_is_scored_by_its_input_logits() -> None:
+    keras.utils.set_random_seed(15)
+    inputs = keras.Input((TINY_INPUT, TINY_INPUT, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu")(inputs))
+    logits = keras.layers.Dense(2, name="logits")(pooled)
+    split = keras.Model(inputs, keras.layers.Activation("softmax")(logits))
+    fused = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(pooled))
+    fused.layers[-1].set_weights(split.get_layer("logits").get_weights())
+    assert find_score_head(split).kind == find_score_head(fused).kind == "softmax_logits"
+    batch = random_batch(3, seed=16)
+    _, _, split_maps = HiResCam(split).traced()(batch)
+    _, _, fused_maps = HiResCam(fused).traced()(batch)
+    np.testing.assert_allclose(split_maps, fused_maps, rtol=1e-5, atol=1e-7)

@@ -201,7 +201,7 @@ def test_overwrite_with_a_model_without_the_cam_head_leaves_the_earlier_records(
 ) -> None:
     before = record_bytes(earlier_audit)
     assert before
-    assert main([*base_args(tiny_archive, flatten_model_path, earlier_audit), "--overwrite"]) == 2
+    assert main([*base_args(tiny_archive, flatten_model_path, earlier_audit), "--overwrite", "--method", "cam"]) == 2
     assert "GlobalAveragePooling2D" in capsys.readouterr().err
     assert record_bytes(earlier_audit) == before
 

@@ -45,7 +45,7 @@ def test_error_record_fits_schema_with_nulls() -> None:
 
 def test_non_nullable_fields_are_exactly_the_run_facts_and_identity() -> None:
     required = {field.name for field in RECORD_SCHEMA if not field.nullable}
-    assert required == {"image_path", "image_uri", "status", "threshold", "method", "model_sha256", "run_id"}
+    assert required == {"image_path", "image_uri", "status", "threshold", "model_sha256", "run_id"}
 
 
 def test_readme_schema_table_is_current() -> None:

@@ -45,7 +45,7 @@ RECORD_FIELDS: list[tuple[pa.Field, str]] = [
     (pa.field("cam_shift_y", pa.float64()), "receptive-field offset of the CAM grid, cells (see README)"),
     (pa.field("cam_shift_x", pa.float64()), "receptive-field offset of the CAM grid, cells (see README)"),
     # Which explanation method and layer made the map, and how faithful it is (--faithfulness; README).
-    (pa.field("method", pa.string(), nullable=False), "explanation method (--method): cam, hirescam, gradcam, ..."),
+    (pa.field("method", pa.string()), "explanation method (--method): cam, hirescam, gradcam, ...; always set"),
     (pa.field("target_layer", pa.string()), "layer whose maps are explained (backbone/layer when nested)"),
     (pa.field("deletion_auc", pa.float64()), "area under the deletion curve; null without --faithfulness"),
     (pa.field("insertion_auc", pa.float64()), "area under the insertion curve; null without --faithfulness"),

@@ -53,6 +53,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     classic.add_argument("--manifest", type=Path, required=True)
     classic.add_argument("--images", type=int, required=True)
     classic.add_argument("--out", type=Path, required=True)
+    method = kinds.add_parser("method", help="forward throughput of one explanation method (bench.methods)")
+    method.add_argument("--model", required=True)
+    method.add_argument("--archive", type=Path, required=True)
+    method.add_argument("--manifest", type=Path, required=True)
+    method.add_argument("--method", required=True, help="a --method name, or 'bare' for the classifier alone")
+    method.add_argument("--faithfulness", action="store_true")
+    method.add_argument("--batch_size", type=int, default=32)
+    method.add_argument("--seconds", type=float, default=6.0)
+    method.add_argument("--images", type=int, default=512, help="decoded images cycled over")
     return parser.parse_args(argv)
 
 
@@ -106,12 +115,19 @@ def measure_classic(args: argparse.Namespace) -> dict:
     return {"seconds": time_classic_recipe(args.model, args.archive, paths, args.out), "images": len(paths)}
 
 
+def measure_method(args: argparse.Namespace) -> dict:
+    from bench.methods import time_method
+
+    return time_method(args.model, args.method, args.faithfulness, args.archive, args.manifest, args.batch_size,
+                       args.seconds, args.images)  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.getLogger().setLevel(logging.ERROR)
     measure = {"limit": measure_limit, "pipeline": measure_pipeline, "classic": measure_classic,
-               "nonmodel": measure_non_model}[args.kind]
+               "nonmodel": measure_non_model, "method": measure_method}[args.kind]  # fmt: skip
     before = os.times()
     result = measure(args)
     after = os.times()

@@ -29,6 +29,7 @@ class Measurements:
     share_with_peak: float | None = None
     # label -> cores other processes kept busy during each of its measurements (same order as walls)
     other_cores: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    methods: dict[str, Any] = dataclasses.field(default_factory=dict)  # bench.methods: label -> figures
 
     def record(self, label: str, seconds: float, other_cores: float) -> None:
         """Append one wall time, and the other-process load during it, under its label."""

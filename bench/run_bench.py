@@ -43,7 +43,7 @@ FULL_SIZES = {"images": 1536, "base_images": 512, "classic_images": 48, "rss_siz
               "limit_seconds": 6.0, "repeats": 3}
 QUICK_SIZES = {"images": 384, "base_images": 128, "classic_images": 4, "rss_sizes": "200,800", "patients": 300,
                "limit_seconds": 3.0, "repeats": 1}
-STAGES = ("png", "no_heatmaps", "runinference", "classic", "rss", "litert", "near_free")
+STAGES = ("png", "no_heatmaps", "runinference", "classic", "rss", "litert", "near_free", "methods")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -275,6 +275,11 @@ def print_report(results: Measurements, args: argparse.Namespace, device: str) -
         mode = "records only" if args.rss_no_heatmaps else "jpg heatmaps"
         print(f"\nPeak RSS per process (python -m pipeline.run, {args.rss_workers} SDK worker processes, {mode}):")
         print(render_rss(results))
+    if results.methods:
+        from bench.methods import render_methods
+
+        print("\nExplanation methods (forward work only, cam-audit's layout; ratio to the bare forward pass):")
+        print(render_methods(results.methods))
     print("\nTargets (ratios measured side by side in this run; timings are never asserted in tests):")
     print(render_targets(targets))
     print(f"\nNoise: '(noisy)' marks figures taken while other processes kept more than {NOISY_CORES} of "
@@ -308,6 +313,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         measure_classic(paths, args, results)
     if "rss" not in args.skip:
         measure_rss(paths, all_paths, args, results)
+    if "methods" not in args.skip:
+        from bench.methods import measure_methods
+
+        results.methods = measure_methods(paths["model"], paths["archive"], paths["base"], args.batch_size,
+                                          args.limit_seconds)
     results.load_average_end = os.getloadavg()
     report = args.out / "bench.json"
     _, targets = summarise(results, args)

@@ -16,7 +16,7 @@ from pipeline.options import CamAuditOptions
 from pipeline.summary import study_files
 from transforms import files
 from transforms.backends.choice import check_backend, flatbuffer_or_warn, wants_litert
-from transforms.cam_head import find_cam_head, model_input_size
+from transforms.cam_head import model_input_size
 from transforms.devices import gpu_names, usable_cores
 from transforms.explain import ExplainCams
 from transforms.flags import FlagThresholds
@@ -24,7 +24,7 @@ from transforms.images import LoadImages
 from transforms.imaging import DEFAULT_MAX_PIXELS, DecodePolicy
 from transforms.inference import CamModelLoader, InferCams
 from transforms.manifest import ReadManifest, inspect_manifest, read_labels
-from transforms.methods import METHODS
+from transforms.methods import METHODS, default_method
 from transforms.model_files import file_sha256, load_keras_model
 from transforms.mura import default_data_root
 from transforms.output_paths import heatmaps_dir, join_path, litert_model_path, progress_dir
@@ -66,6 +66,7 @@ class AuditPlan:
     heatmap_max_side: int = DEFAULT_HEATMAP_MAX_SIDE
     records_per_commit: int = ROWS_PER_BUNDLE_FILE
     litert_flatbuffer: bytes | None = None  # the checked LiteRT model, staged by prepare_output for the workers
+    explainer: str = ""  # method and target layer, for the start-up line
 
 
 def new_run_id() -> str:
@@ -219,19 +220,24 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
     if not 0.0 <= options.study_threshold <= 1.0:
         raise ValueError(f"--study_threshold must be within 0..1, got {options.study_threshold}")
     check_backend(options.backend, options.mixed_precision)
-    loader = CamModelLoader(
-        options.model,
-        method="cam",
-        preprocess=options.preprocess,
-        mixed_precision=options.mixed_precision,
-        align_cams=options.cam_alignment == "receptive_field",
-        cam_class=options.cam_class,
-        batch_size=max_batch,
-        forward_threads=options.forward_threads,
-        micro_batch_size=options.micro_batch_size,
-        cores=cores_per_process(options),
-        backend=options.backend,
-    )
+
+    def make_loader(method: str) -> CamModelLoader:
+        return CamModelLoader(
+            options.model,
+            method=method,
+            preprocess=options.preprocess,
+            mixed_precision=options.mixed_precision,
+            align_cams=options.cam_alignment == "receptive_field",
+            cam_class=options.cam_class,
+            batch_size=max_batch,
+            forward_threads=options.forward_threads,
+            micro_batch_size=options.micro_batch_size,
+            cores=cores_per_process(options),
+            backend=options.backend,
+            target_layer=options.target_layer,
+            faithfulness=options.faithfulness,
+        )
+
     class_names = tuple(name.strip() for name in options.class_names.split(",") if name.strip())
     check_image_options(options)
     check_output_writable(options.output)
@@ -245,27 +251,34 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         check_labels_match(labels, scan.study_keys, options.labels_file)
     committed = read_committed(options.output) if options.resume else None
 
-    loader.configure_process()
+    make_loader(options.method or "cam").configure_process()
     model, sha256 = load_keras_model(options.model)
-    head = find_cam_head(model)
+    # A --target_layer alone asks for a gradient method: classic CAM has no choice of layer.
+    method_name = options.method or ("hirescam" if options.target_layer else default_method(model))
+    # Building the method checks the model for it: CAM's head, the target layer, the output kind.
+    method = METHODS[method_name](model, options.preprocess, options.cam_class, options.target_layer)
+    loader = make_loader(method_name)
     input_size = model_input_size(model)
-    if len(class_names) != head.num_classes:
+    if len(class_names) != method.num_classes:
         raise ValueError(
             f"--class_names has {len(class_names)} names {list(class_names)} but the model has "
-            f"{head.num_classes} classes"
+            f"{method.num_classes} classes"
         )
-    if options.cam_class is not None and not 0 <= options.cam_class < head.num_classes:
-        raise ValueError(f"--cam_class must be in [0, {head.num_classes - 1}], got {options.cam_class}")
+    if options.cam_class is not None and not 0 <= options.cam_class < method.num_classes:
+        raise ValueError(f"--cam_class must be in [0, {method.num_classes - 1}], got {options.cam_class}")
+    features = " x ".join("B" if size is None else str(size) for size in method.features.shape)
+    explainer = f"method {method_name}, target layer {method.target_name} ({features})"
+    target_layer = method.target_name
     litert_flatbuffer = None
-    if wants_litert(options.backend, loader.method, options.mixed_precision, bool(gpu_names())):
+    if wants_litert(options.backend, method_name, options.mixed_precision, bool(gpu_names())):
         # Converted and checked once here, not in every worker: conversion takes seconds to tens of
         # seconds and a few hundred MiB (bench/README.md). On any failure the run uses TensorFlow.
-        litert_flatbuffer = flatbuffer_or_warn(METHODS[loader.method](model, options.preprocess, options.cam_class))
+        litert_flatbuffer = flatbuffer_or_warn(method)
         if litert_flatbuffer is None:
             loader.backend = "tensorflow"
         else:
             loader.litert_model = (litert_model_path(options.output), file_sha256(litert_flatbuffer))
-    del model  # the launcher only checks it; workers load their own copy
+    del model, method  # the launcher only checks them; workers load their own copy
     run_id = options.run_id
     if committed is not None:
         check_resumable(committed, sha256, float(options.threshold))
@@ -286,6 +299,8 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
             model_sha256=sha256,
             threshold=float(options.threshold),
             class_names=class_names,
+            method=method_name,
+            target_layer=target_layer,
         ),
         min_batch_size=min_batch,
         max_batch_size=max_batch,
@@ -305,6 +320,7 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         study_threshold=float(options.study_threshold),
         abnormal_class=abnormal_class(class_names),
         litert_flatbuffer=litert_flatbuffer,
+        explainer=explainer,
     )
 
 

@@ -8,6 +8,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms.backends.choice import BACKENDS
 from transforms.imaging import DEFAULT_MAX_PIXELS, SIXTEEN_BIT_MODES
+from transforms.methods import METHODS
 from transforms.methods.base import PREPROCESS_MODES
 from transforms.mura import MANIFEST_FORMATS
 from transforms.overlay import DEFAULT_HEATMAP_MAX_SIDE, HEATMAP_FORMATS
@@ -251,3 +252,26 @@ class CamAuditOptions(PipelineOptions):
                            "flag_label_disagreement).")
         audit.add_argument("--flag_diffuse_coverage", type=float, default=0.5,
                            help="flag_diffuse: confident prediction with at least this coverage.")
+        # Explanation methods (issue 12).
+        group.add_argument(
+            "--method",
+            default=None,
+            choices=tuple(METHODS),
+            help="Explanation method. cam: classic CAM (needs conv maps -> GlobalAveragePooling2D -> Dense); "
+            "hirescam, gradcam, gradcampp, layercam: gradient methods for any conv classifier, one forward "
+            "and one backward pass per batch. Default: cam when the model has the CAM head (and no --target_layer "
+            "is given), else hirescam.",
+        )
+        group.add_argument(
+            "--target_layer",
+            default=None,
+            help="Layer whose maps the gradient methods explain, by name (also inside a nested backbone). "
+            "Default: the last 4-D feature tensor feeding the head, printed at start-up.",
+        )
+        group.add_argument(
+            "--faithfulness",
+            action="store_true",
+            default=False,
+            help="Also measure each map's faithfulness: deletion/insertion AUC and the drop/increase in "
+            "confidence on the explanation map (README), in extra forward passes on the device.",
+        )

@@ -91,6 +91,7 @@ def run(argv: list[str] | None = None) -> AuditSummary:
     check_known_options(argv)
     options = PipelineOptions(argv)
     plan = plan_audit(options.view_as(CamAuditOptions))
+    print(f"cam-audit: {plan.explainer}")
     prepare_output(plan)
     runner = None if options.view_as(StandardOptions).runner else local_runner(options)
     start = time.perf_counter()

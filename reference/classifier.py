@@ -1,4 +1,4 @@
-"""The reference CAM classifier: MobileNetV2 feature maps -> GlobalAveragePooling2D -> Dense softmax."""
+"""The reference classifier: MobileNetV2 feature maps -> a CAM head (GAP -> Dense) or a dense head."""
 
 from __future__ import annotations
 
@@ -13,6 +13,13 @@ from typing import Any
 # (27 px) it traced the finding's edges; after block 4 it sat on the finding (README: pointing game).
 FEATURE_LAYERS = {32: "Conv_1_bn", 16: "block_13_expand_BN", 8: "block_5_expand_BN"}
 
+# "gap": the classic CAM head, GlobalAveragePooling2D -> Dropout -> Dense softmax. "dense":
+# GlobalMaxPooling2D -> Dense(64, ReLU) -> Dropout -> Dense softmax, a head classic CAM cannot
+# explain (max pooling and a hidden non-linear layer between the maps and the scores): the
+# gradient methods (--method hirescam/gradcam/...) are what audits it.
+HEADS = ("gap", "dense")
+DENSE_HEAD_UNITS = 64
+
 
 def build_cam_classifier(
     image_size: int = 224,
@@ -21,6 +28,7 @@ def build_cam_classifier(
     feature_stride: int = 32,
     dropout: float = 0.2,
     seed: int | None = None,
+    head: str = "gap",
 ) -> Any:
     """MobileNetV2 (weights=None) CAM classifier that takes RGB float32 in 0..255.
 
@@ -33,6 +41,8 @@ def build_cam_classifier(
         raise ValueError(f"feature_stride must be one of {sorted(FEATURE_LAYERS)}, got {feature_stride}")
     if image_size < 32 or image_size % 32:
         raise ValueError(f"image_size must be a multiple of 32 and >= 32, got {image_size}")
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
     if seed is not None:
         keras.utils.set_random_seed(seed)
     backbone = keras.applications.MobileNetV2(
@@ -53,7 +63,13 @@ def build_cam_classifier(
     inputs = keras.Input((image_size, image_size, 3), name="rgb_0_255")
     scaled = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="mobilenet_v2_scaling")(inputs)
     features = feature_extractor(scaled)
-    pooled = keras.layers.GlobalAveragePooling2D(name="gap")(features)
-    dropped = keras.layers.Dropout(dropout, name="dropout")(pooled)
+    if head == "gap":
+        pooled = keras.layers.GlobalAveragePooling2D(name="gap")(features)
+        dropped = keras.layers.Dropout(dropout, name="dropout")(pooled)
+        outputs = keras.layers.Dense(num_classes, activation="softmax", name="classifier")(dropped)
+        return keras.Model(inputs, outputs, name="cam_classifier")
+    pooled = keras.layers.GlobalMaxPooling2D(name="gmp")(features)
+    hidden = keras.layers.Dense(DENSE_HEAD_UNITS, activation="relu", name="hidden")(pooled)
+    dropped = keras.layers.Dropout(dropout, name="dropout")(hidden)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="classifier")(dropped)
-    return keras.Model(inputs, outputs, name="cam_classifier")
+    return keras.Model(inputs, outputs, name="dense_head_classifier")

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from reference.classifier import HEADS
 from transforms import files
 from transforms.imaging import SIXTEEN_BIT_MODES, ImageDecodeError, load_model_input
 from transforms.manifest import inspect_manifest, read_labels
@@ -169,6 +170,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--image_size", type=int, default=224)
     parser.add_argument("--alpha", type=float, default=1.0)
     parser.add_argument("--feature_stride", type=int, default=32, choices=(8, 16, 32))
+    parser.add_argument(
+        "--head", default="gap", choices=HEADS, help="gap: GAP -> Dense (classic CAM); dense: GMP -> Dense -> Dense"
+    )
     parser.add_argument("--learning_rate", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -195,7 +199,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     tf.config.experimental.enable_op_determinism()
     train_images = read_labelled_manifest(args.manifest, args.labels, args.data_root)
     valid_images = read_labelled_manifest(args.valid_manifest, args.valid_labels, args.data_root)
-    model = build_cam_classifier(args.image_size, args.alpha, len(CLASS_NAMES), args.feature_stride, seed=args.seed)
+    model = build_cam_classifier(
+        args.image_size, args.alpha, len(CLASS_NAMES), args.feature_stride, seed=args.seed, head=args.head
+    )
     model.compile(
         optimizer=keras.optimizers.Adam(args.learning_rate),
         loss="sparse_categorical_crossentropy",
@@ -221,6 +227,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "input_size": [args.image_size, args.image_size],
         "alpha": args.alpha,
         "feature_stride": args.feature_stride,
+        "head": args.head,
         "epochs": args.epochs,
         "sixteen_bit": args.sixteen_bit,  # the audit must pass the same --sixteen_bit
         "best_epoch": int(np.argmin(history.history["val_loss"])) + 1,

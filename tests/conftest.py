@@ -51,17 +51,23 @@ def loaded_image(index: int, width: int = 50, height: int = 40) -> LoadedImage:
     )
 
 
+def tiny_feature_maps(inputs: keras.KerasTensor) -> keras.KerasTensor:
+    """Rescaling -> conv -> pool -> conv 'last_conv': 16x16x6 feature maps of a 32x32 input."""
+    import keras
+
+    x = keras.layers.Rescaling(1.0 / 255.0)(inputs)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(x)
+    x = keras.layers.MaxPooling2D()(x)
+    return keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="last_conv")(x)
+
+
 def build_tiny_cam_model(seed: int = 0, units: int = 2, activation: str = "softmax") -> keras.Model:
     """Input 32x32x3 -> Rescaling -> 2 conv blocks -> GAP -> Dense: the classic CAM head, tiny."""
     import keras
 
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((TINY_INPUT, TINY_INPUT, 3))
-    x = keras.layers.Rescaling(1.0 / 255.0)(inputs)
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(x)
-    x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="last_conv")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.GlobalAveragePooling2D()(tiny_feature_maps(inputs))
     outputs = keras.layers.Dense(units, activation=activation, name="classifier")(x)
     return keras.Model(inputs, outputs)
 

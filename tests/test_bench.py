@@ -175,3 +175,26 @@ def test_issue_14_targets_are_judged_against_each_essential_limit() -> None:
     assert verdicts["end to end / essential, seed model, LiteRT"] == ("1.00x", "PASS")
     assert verdicts["end to end / essential, near-free model"] == ("0.87x", "PASS")
     assert verdicts["LiteRT end to end / TF bare forward"] == ("1.50x", "PASS")
+
+
+def test_methods_table_gives_ratios_to_the_bare_pass_and_the_faithfulness_cost() -> None:
+    from bench.methods import render_methods
+
+    table = render_methods({
+        "bare": {"images_per_second": 100.0, "other_cores": 0.5},
+        "hirescam": {"images_per_second": 50.0, "other_cores": 0.5},
+        "hirescam+faithfulness": {"images_per_second": 2.0, "other_cores": 0.5},
+    })  # fmt: skip
+    assert "hirescam                      50.0     0.50      20.0" in table
+    assert "faithfulness costs 480.0 ms" in table
+
+
+def test_bare_forward_is_the_classifier_alone() -> None:
+    from bench.methods import BareForward
+    from tests.conftest import build_tiny_cam_model, random_batch
+
+    model = build_tiny_cam_model(seed=2)
+    batch = random_batch(3)
+    probabilities, classes, maps = BareForward(model).traced()(batch)
+    np.testing.assert_allclose(probabilities, model.predict(batch, verbose=0), atol=1e-6)
+    assert list(classes) == list(probabilities.argmax(axis=1)) and maps.shape == (3, 1, 1)

@@ -141,13 +141,31 @@ def test_litert_model_is_converted_by_the_plan_and_staged_by_prepare_output(
     assert tensorflow.litert_flatbuffer is None and tensorflow.loader.litert_model is None
 
 
-def test_model_without_the_cam_head_is_refused_by_the_plan(
+def test_model_without_the_cam_head_is_refused_by_cam_and_explained_by_hirescam(
     tiny_archive: TinyArchive, flatten_model_path: Path, tmp_path: Path
 ) -> None:
     from transforms.cam_head import CamModelError
 
+    args = base_args(tiny_archive, flatten_model_path, tmp_path / "out")
     with pytest.raises(CamModelError, match="GlobalAveragePooling2D"):
-        plan_audit(audit_options(base_args(tiny_archive, flatten_model_path, tmp_path / "out")))
+        plan_audit(audit_options([*args, "--method", "cam"]))
+    plan = plan_audit(audit_options(args))
+    assert plan.loader.method == plan.facts.method == "hirescam"
+    assert plan.facts.target_layer.startswith("conv2d") and "B x 30 x 30 x 4" in plan.explainer
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--target_layer", "nope"], "no layer of that name"),
+        (["--target_layer", "classifier"], "not B x h x w x C"),
+    ],
+)
+def test_bad_target_layer_fails_at_start(
+    tiny_archive: TinyArchive, tiny_model_path: Path, tmp_path: Path, extra: list[str], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        plan_audit(audit_options([*base_args(tiny_archive, tiny_model_path, tmp_path / "out"), *extra]))
 
 
 def test_runner_kind_reads_the_runner_as_beam_does() -> None:

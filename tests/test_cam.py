@@ -22,8 +22,8 @@ def test_rectify_and_normalise_relu_then_divide_by_max() -> None:
     np.testing.assert_allclose(normalised, [[0.0, 0.25], [1.0, 0.5]])
 
 
-@pytest.mark.parametrize("values", [[[-1.0, -3.0]], [[0.0, 0.0]], [[np.nan, -np.inf]]])
-def test_non_positive_map_gives_zeros_not_nan(values: list[list[float]]) -> None:
+@pytest.mark.parametrize("values", [[[-1.0, -3.0]], [[0.0, 0.0]], [[np.nan, -np.inf]], [[2.5, 2.5]], [[7.0]]])
+def test_non_positive_or_constant_map_gives_zeros_not_nan(values: list[list[float]]) -> None:
     normalised, raw_max = rectify_and_normalise(np.array(values, dtype=np.float32))
     assert raw_max == 0.0
     assert np.all(normalised == 0.0) and np.all(np.isfinite(normalised))

@@ -160,13 +160,13 @@ def test_litert_and_tensorflow_backends_write_the_same_records(
         assert (got["peak_x"], got["peak_y"]) == (expected["peak_x"], expected["peak_y"]), path
 
 
-def test_model_without_gap_dense_is_refused_before_processing(
+def test_model_without_gap_dense_is_refused_by_cam_before_processing(
     tiny_archive: TinyArchive, flatten_model_path: Path, tmp_path: Path
 ) -> None:
     from transforms.cam_head import CamModelError
 
     with pytest.raises(CamModelError, match="GlobalAveragePooling2D"):
-        run(base_args(tiny_archive, flatten_model_path, tmp_path / "out"))
+        run([*base_args(tiny_archive, flatten_model_path, tmp_path / "out"), "--method", "cam"])
     assert not (tmp_path / "out").exists()
 
 
@@ -239,6 +239,31 @@ def test_overwrite_with_a_model_without_the_cam_head_leaves_the_earlier_records(
 ) -> None:
     before = record_bytes(earlier_audit)
     assert before
-    assert main([*base_args(tiny_archive, flatten_model_path, earlier_audit), "--overwrite"]) == 2
+    assert main([*base_args(tiny_archive, flatten_model_path, earlier_audit), "--overwrite", "--method", "cam"]) == 2
     assert "GlobalAveragePooling2D" in capsys.readouterr().err
     assert record_bytes(earlier_audit) == before
+
+
+@pytest.mark.slow
+def test_gradient_method_with_faithfulness_on_a_model_without_the_cam_head(
+    tiny_archive: TinyArchive, tmp_path: Path
+) -> None:
+    from pipeline.faithfulness_summary import FAITHFULNESS_COLUMNS, summarise_faithfulness
+    from pipeline.summary import read_records
+    from tests.method_checks import build_flatten_head_model
+
+    model_path = tmp_path / "flatten_head.keras"
+    build_flatten_head_model(seed=8).save(model_path)
+    output = tmp_path / "out"
+    summary = run([*base_args(tiny_archive, model_path, output), "--method", "gradcam", "--faithfulness",
+                   "--no_heatmaps"])  # fmt: skip
+    rows = read_rows(output)
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert summary.ok == len(ok) == len(tiny_archive.good)
+    assert {(r["method"], r["target_layer"]) for r in rows} == {("gradcam", "last_conv")}
+    assert all((r["cam_height"], r["cam_width"]) == (16, 16) and np.isfinite(r["cam"]).all() for r in ok)
+    measured = [r for r in ok if r["deletion_auc"] is not None]
+    assert measured and all(0.0 <= r["deletion_auc"] <= 1.0 and 0.0 <= r["insertion_auc"] <= 1.0 for r in measured)
+    assert all(r["confidence_drop"] >= 0.0 and isinstance(r["confidence_increase"], bool) for r in measured)
+    [gradcam] = summarise_faithfulness(read_records(str(output), FAITHFULNESS_COLUMNS))
+    assert gradcam.method == "gradcam" and gradcam.measured == len(measured)

@@ -213,3 +213,13 @@ def test_pending_forward_joins_micro_batches_and_spans_their_times() -> None:
     np.testing.assert_array_equal(classes, [1, 0, 1])
     assert maps.shape == (3, 2, 2) and maps[0].sum() == 0 and maps[1:].min() == 1
     assert seconds == pytest.approx(0.9)  # from the first start to the last end
+
+
+def test_faithfulness_scores_are_per_image_and_none_for_empty_maps() -> None:
+    from transforms.inference import faithfulness_scores
+    from transforms.schema import FaithfulnessScores
+
+    arrays = [np.array([0.1, 0.0]), np.array([0.9, 0.0]), np.array([0.25, 0.0]), np.array([1.0, 0.0]),
+              np.array([1.0, 0.0])]  # fmt: skip
+    assert faithfulness_scores(arrays, 0) == FaithfulnessScores(0.1, 0.9, 0.25, True)
+    assert faithfulness_scores(arrays, 1) is None and faithfulness_scores([], 0) is None

@@ -27,3 +27,19 @@ def test_mixed_precision_clone_computes_in_float16_and_keeps_the_head_float32() 
     # The traced pass of the clone hands back float32 too.
     traced_probabilities, _, traced_maps = ClassicCam(clone).traced()(batch)
     assert traced_probabilities.dtype == np.float32 and traced_maps.dtype == np.float32
+
+
+def test_a_head_without_gap_stays_float32_and_hirescam_runs_on_the_clone() -> None:
+    from tests.method_checks import build_flatten_head_model
+    from transforms.methods.hirescam import HiResCam
+
+    model = build_flatten_head_model(seed=5)
+    clone = mixed_precision_clone(model)
+    policies = {layer.name: layer.dtype_policy.name for layer in clone.layers if layer.weights}
+    assert policies["last_conv"] == "mixed_float16"
+    assert policies["hidden"] == policies["classifier"] == "float32"
+    batch = random_batch(3)
+    _, classes, maps = HiResCam(model).traced()(batch)
+    _, mixed_classes, mixed_maps = HiResCam(clone).traced()(batch)
+    assert mixed_maps.dtype == np.float32 and np.array_equal(mixed_classes, classes)
+    np.testing.assert_allclose(mixed_maps, maps, rtol=0, atol=2e-2 * float(np.abs(maps).max()))

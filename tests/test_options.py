@@ -15,6 +15,7 @@ CAM_AUDIT_FLAGS = {
     "--cam_class", "--cam_alignment", "--heatmap_format", "--no_heatmaps", "--run_id", "--mixed_precision",
     "--overwrite", "--record_shards", "--max_pixels", "--heatmap_max_side", "--sixteen_bit", "--resume",
     "--records_per_commit", "--progress_seconds", "--backend",
+    "--method", "--target_layer", "--faithfulness",
 }  # fmt: skip
 # The audit's study and flag options.
 CAM_AUDIT_FLAGS |= {

@@ -22,12 +22,12 @@ class CamStats:
 def rectify_and_normalise(cam: np.ndarray) -> tuple[np.ndarray, float]:
     """ReLU, then divide by the maximum; returns (map in [0, 1], raw maximum).
 
-    A map whose maximum is <= 0 (or not finite) has nothing to show: it comes back all zeros
-    with a maximum of 0.0, never NaN or inf.
+    A map whose maximum is <= 0 (or not finite), or that is constant after the ReLU (max = min:
+    it points nowhere), is empty: it comes back all zeros with a maximum of 0.0, never NaN or inf.
     """
     rectified = np.maximum(np.nan_to_num(cam, nan=0.0, posinf=0.0, neginf=0.0), 0.0)
     peak = float(rectified.max()) if rectified.size else 0.0
-    if peak <= 0.0:
+    if peak <= 0.0 or peak == float(rectified.min()):
         return np.zeros_like(rectified, dtype=np.float32), 0.0
     return (rectified / peak).astype(np.float32), peak
 

@@ -24,13 +24,14 @@ from transforms.devices import (
     gpu_names,
     usable_cores,
 )
+from transforms.faithfulness import faithfulness_function
 from transforms.images import METRICS_NAMESPACE, LoadedImage
 from transforms.methods import METHODS
 from transforms.methods.base import Explained
 from transforms.mixed_precision import mixed_precision_clone
 from transforms.model_files import load_keras_model
 from transforms.receptive_field import feature_grid
-from transforms.schema import Prediction
+from transforms.schema import FaithfulnessScores, Prediction
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,9 +60,10 @@ class PendingForward:
     parts: list[concurrent.futures.Future]  # each -> (explained micro-batch, start, end)
 
     def result(self) -> tuple[Explained, float]:
-        """((probabilities, classes, maps), seconds from the first micro-batch's start to the last one's end)."""
+        """((probabilities, classes, maps[, faithfulness arrays]), seconds from the first micro-batch's start to the
+        last one's end)."""
         outputs = [part.result() for part in self.parts]
-        joined = tuple(np.concatenate([output[0][i] for output in outputs]) for i in range(3))
+        joined = tuple(np.concatenate([output[0][i] for output in outputs]) for i in range(len(outputs[0][0])))
         return joined, max(output[2] for output in outputs) - min(output[1] for output in outputs)
 
 
@@ -80,9 +82,11 @@ class LoadedCamModel:
         layout: ForwardLayout,
         input_size: tuple[int, int],
         backend: str = "tensorflow",
+        faithfulness: Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, ...]] | None = None,
     ) -> None:
         self.predict = predict
         self.backend = backend  # what runs the forward passes: tensorflow or litert
+        self.faithfulness = faithfulness  # --faithfulness: (batch, maps, classes) -> its five arrays
         self.num_classes = num_classes
         self.cam_shift = cam_shift
         self.input_size = input_size  # (height, width) the model takes
@@ -100,7 +104,10 @@ class LoadedCamModel:
 
     def _timed_predict(self, inputs: Sequence[np.ndarray]) -> tuple[Explained, float, float]:
         start = time.perf_counter()
-        explained = self.predict(inputs if isinstance(inputs, np.ndarray) else np.stack(inputs))
+        batch = inputs if isinstance(inputs, np.ndarray) else np.stack(inputs)
+        explained = self.predict(batch)
+        if self.faithfulness is not None:
+            explained = (*explained, *self.faithfulness(batch, explained[2], explained[1]))
         return explained, start, time.perf_counter()
 
 
@@ -129,6 +136,8 @@ class CamModelLoader:
         cores: int = 0,
         backend: str = "tensorflow",
         litert_model: tuple[str, str] | None = None,
+        target_layer: str | None = None,
+        faithfulness: bool = False,
     ) -> None:
         assert method in METHODS and batch_size >= 1 and min(forward_threads, micro_batch_size, cores) >= 0
         assert backend in BACKENDS, backend
@@ -146,6 +155,8 @@ class CamModelLoader:
         # flatbuffer the launcher converted and checked, or None to convert on the worker.
         self.backend = backend
         self.litert_model = litert_model
+        self.target_layer = target_layer
+        self.faithfulness = faithfulness
 
     def process_cores(self) -> int:
         """CPU cores this worker process may use: its share of the machine, at most what it can see."""
@@ -164,10 +175,11 @@ class CamModelLoader:
     def load_model(self) -> LoadedCamModel:
         layout = self.configure_process()
         model, _ = load_keras_model(self.model_path)
-        method = METHODS[self.method](model, self.preprocess, self.cam_class)
+        method = METHODS[self.method](model, self.preprocess, self.cam_class, self.target_layer)
         shift = feature_grid(model, method.features).shift_cells() if self.align_cams else (0.0, 0.0)
         if self.mixed_precision:
-            method = METHODS[self.method](mixed_precision_clone(model), self.preprocess, self.cam_class)
+            clone = mixed_precision_clone(model)
+            method = METHODS[self.method](clone, self.preprocess, self.cam_class, self.target_layer)
         predict = method.traced()
         if wants_litert(self.backend, self.method, self.mixed_precision, bool(gpu_names())):
             # One interpreter per forward thread, the process's cores shared out among them.
@@ -176,12 +188,19 @@ class CamModelLoader:
             predict, backend = (litert, "litert") if litert is not None else (predict, "tensorflow")
         else:
             backend = "tensorflow"
+        height, width = method.input_size
+        faithfulness = None
+        if self.faithfulness:
+            map_size = (int(method.features.shape[1]), int(method.features.shape[2]))
+            faithfulness = faithfulness_function(method.probabilities, (height, width), map_size, shift)
+        model_for_batches = LoadedCamModel(
+            predict, method.num_classes, shift, layout, (height, width), backend, faithfulness
+        )
         # Trace and warm up now, at the size of the calls the stage will make: the trace and oneDNN's
         # per-shape kernel set-up are one-off costs of loading (model_load_ms), not of the first batch.
-        height, width = method.input_size
         for size in warmup_sizes(self.batch_size, layout.micro_batch_size):
-            predict(np.zeros((size, height, width, 3), dtype=np.float32))
-        return LoadedCamModel(predict, method.num_classes, shift, layout, (height, width), backend)
+            model_for_batches.submit(np.zeros((size, height, width, 3), dtype=np.float32)).result()
+        return model_for_batches
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,7 +274,7 @@ class _CamInferenceDoFn(beam.DoFn):
     def _emit(self, in_flight: _BatchInFlight) -> Iterator[WindowedValue]:
         """Waits for a batch's forward pass and yields its images, in the batch's window."""
         assert self._model is not None
-        (probabilities, classes, maps), seconds = in_flight.outputs.result()
+        (probabilities, classes, maps, *faithfulness), seconds = in_flight.outputs.result()
         # Metrics are updated here, on the bundle's thread: Beam's metric containers are per thread.
         self._batch_ms.update(int(seconds * 1000))
         self._batch_size.update(len(in_flight.images))
@@ -266,8 +285,17 @@ class _CamInferenceDoFn(beam.DoFn):
                 cam_class=int(classes[index]),
                 cam=np.ascontiguousarray(maps[index], dtype=np.float32),
                 cam_shift=self._model.cam_shift,
+                faithfulness=faithfulness_scores(faithfulness, index),
             )
             yield WindowedValue(InferredImage(image, prediction), in_flight.timestamp, windows, in_flight.pane_info)
+
+
+def faithfulness_scores(arrays: Sequence[np.ndarray], index: int) -> FaithfulnessScores | None:
+    """Image `index`'s scores from the batch's (deletion, insertion, drop, increase, valid) arrays; None if absent."""
+    if not arrays or not arrays[4][index]:
+        return None
+    deletion, insertion, drop, increase, _ = (float(array[index]) for array in arrays)
+    return FaithfulnessScores(deletion, insertion, drop, bool(increase))
 
 
 class InferCams(beam.PTransform):

@@ -55,6 +55,13 @@ RECORD_FIELDS: list[tuple[pa.Field, str]] = [
     (pa.field("flag_diffuse", pa.bool_()), "confident prediction with coverage >= --flag_diffuse_coverage"),
     (pa.field("flag_empty_cam", pa.bool_()), "CAM max <= 0 (no peak); null for errors"),
     (pa.field("flag_label_disagreement", pa.bool_()), "confident prediction against the label; null without one"),
+    # Which explanation method and layer made the map, and how faithful it is (--faithfulness; README).
+    (pa.field("method", pa.string()), "explanation method (--method): cam, hirescam, gradcam, ...; always set"),
+    (pa.field("target_layer", pa.string()), "layer whose maps are explained (backbone/layer when nested)"),
+    (pa.field("deletion_auc", pa.float64()), "area under the deletion curve; null without --faithfulness"),
+    (pa.field("insertion_auc", pa.float64()), "area under the insertion curve; null without --faithfulness"),
+    (pa.field("confidence_drop", pa.float64()), "max(0, Y - O) / Y on the explanation map; null without it"),
+    (pa.field("confidence_increase", pa.bool_()), "O > Y on the explanation map; null without --faithfulness"),
     (pa.field("model_sha256", pa.string(), nullable=False), "SHA-256 of the model file"),
     (pa.field("run_id", pa.string(), nullable=False), "identifies the run that wrote the row"),
 ]
@@ -69,6 +76,18 @@ class RunFacts:
     model_sha256: str
     threshold: float
     class_names: tuple[str, ...]
+    method: str = "cam"
+    target_layer: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class FaithfulnessScores:
+    """One image's faithfulness figures (transforms/faithfulness.py says how they are measured)."""
+
+    deletion_auc: float
+    insertion_auc: float
+    confidence_drop: float
+    confidence_increase: bool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +98,7 @@ class Prediction:
     cam_class: int
     cam: Any  # h x w float32 raw CAM of cam_class
     cam_shift: tuple[float, float] = (0.0, 0.0)  # (dy, dx) of the cell grid, in cells
+    faithfulness: FaithfulnessScores | None = None  # None without --faithfulness or for an empty map
 
 
 def to_record(
@@ -125,6 +145,12 @@ def to_record(
         "cam_shift_y": None,
         "cam_shift_x": None,
         **{name: None for name in FLAG_NAMES},
+        "method": facts.method,
+        "target_layer": facts.target_layer,
+        "deletion_auc": None,
+        "insertion_auc": None,
+        "confidence_drop": None,
+        "confidence_increase": None,
         "model_sha256": facts.model_sha256,
         "run_id": facts.run_id,
     }
@@ -152,6 +178,8 @@ def to_record(
         cam_shift_x=float(prediction.cam_shift[1]),
     )
     record.update(flags or {})
+    if prediction.faithfulness is not None:
+        record.update(dataclasses.asdict(prediction.faithfulness))
     return record
 
 

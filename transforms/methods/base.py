@@ -37,7 +37,9 @@ class CamMethod(abc.ABC):
 
     name: ClassVar[str]
 
-    def __init__(self, model: Any, preprocess: str = "none", cam_class: int | None = None) -> None:
+    def __init__(
+        self, model: Any, preprocess: str = "none", cam_class: int | None = None, target_layer: str | None = None
+    ) -> None:
         self.model = model
         self.preprocess = preprocess
         self.scale = preprocess_fn(preprocess)
@@ -53,6 +55,15 @@ class CamMethod(abc.ABC):
     @abc.abstractmethod
     def features(self) -> Any:
         """The symbolic B x h x w x C feature tensor whose cells the maps are made of."""
+
+    @property
+    @abc.abstractmethod
+    def target_name(self) -> str:
+        """Name of the layer whose maps are explained ("backbone/layer" inside a nested model), for records."""
+
+    @abc.abstractmethod
+    def probabilities(self, batch: Any) -> Any:
+        """RGB 0..255 batch tensor -> probabilities B x K (TF), the forward pass alone (faithfulness)."""
 
     @abc.abstractmethod
     def explain(self, batch: Any) -> tuple[Any, Any, Any]:

@@ -76,9 +76,17 @@ class ClassicCam(CamMethod):
 
     name = "cam"
 
-    def __init__(self, model: Any, preprocess: str = "none", cam_class: int | None = None) -> None:
-        super().__init__(model, preprocess, cam_class)
+    def __init__(
+        self, model: Any, preprocess: str = "none", cam_class: int | None = None, target_layer: str | None = None
+    ) -> None:
+        super().__init__(model, preprocess, cam_class, target_layer)
         self.head = find_cam_head(model)
+        # CAM's maps are by definition those the GAP averages: another layer is a gradient method's job.
+        if target_layer is not None and target_layer != self.target_name:
+            raise ValueError(
+                f"--target_layer {target_layer!r}: classic CAM explains the maps feeding its "
+                f"GlobalAveragePooling2D ({self.target_name!r}); use a gradient method for another layer"
+            )
         self.cam_model = build_cam_model(model, preprocess)
 
     @property
@@ -88,6 +96,13 @@ class ClassicCam(CamMethod):
     @property
     def features(self) -> Any:
         return self.head.features
+
+    @property
+    def target_name(self) -> str:
+        return self.head.features._keras_history[0].name
+
+    def probabilities(self, batch: Any) -> Any:
+        return self.cam_model(batch, training=False)[0]
 
     def explain(self, batch: Any) -> tuple[Any, Any, Any]:
         import tensorflow as tf

@@ -66,13 +66,14 @@ def test_bad_models_exit_2(
     garbage, text = tmp_path / "garbage.keras", tmp_path / "model.txt"
     garbage.write_bytes(b"PK\x03\x04 this is no zip")
     text.write_text("not a model")
-    for model, message in [
-        (tmp_path / "absent.keras", "does not exist"),
-        (garbage, "is not a loadable Keras model"),
-        (text, "must be a .keras or .h5 file"),
-        (flatten_model_path, "GlobalAveragePooling2D"),
+    for model, extra, message in [
+        (tmp_path / "absent.keras", [], "does not exist"),
+        (garbage, [], "is not a loadable Keras model"),
+        (text, [], "must be a .keras or .h5 file"),
+        # Without the CAM head the default method is HiResCAM; classic CAM, asked for, is refused.
+        (flatten_model_path, ["--method", "cam"], "GlobalAveragePooling2D"),
     ]:
-        assert message in refused(base_args(tiny_archive, model, output), output, capsys)
+        assert message in refused([*base_args(tiny_archive, model, output), *extra], output, capsys)
 
 
 def test_an_output_that_cannot_be_created_exits_2(

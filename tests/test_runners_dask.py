@@ -145,7 +145,9 @@ def test_the_audit_on_dask_cannot_write_every_row(
     written = sum(pq.read_metadata(path).num_rows for path in (output / "records").rglob("*.parquet"))
     assert failure is not None or written < len(tiny_archive.good) + len(tiny_archive.bad), (failure, written)
     if failure is not None:
-        assert "LoadedImage" in failure  # a decoded image reached the error records' Parquet sink
+        # Elements crossed LoadImages' tagged outputs: a decoded image reached the error records' writer,
+        # or an error record (a dict) reached the inference stage; which one fails first varies by run.
+        assert "LoadedImage" in failure or "'dict' object has no attribute 'model_input'" in failure, failure
 
 
 def test_the_command_line_refuses_dask_with_the_reason(

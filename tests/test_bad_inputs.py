@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import struct
 from pathlib import Path
 
@@ -156,6 +157,8 @@ def test_conservation_holds_with_several_worker_processes(
     rows = audit(corpus, tiny_model_path, output, "--direct_num_workers", "2",
                  "--direct_running_mode", "multi_processing")  # fmt: skip
     check_outcomes(corpus, output, rows)
+    # The launcher's summary, written after consolidating both workers' files, counts the same rows.
+    assert json.loads((output / "run_info.json").read_text())["summary"]["rows"] == len(corpus.lines)
 
 
 def test_the_crafted_header_of_a_real_bomb_is_refused_as_the_small_one(tmp_path: Path) -> None:

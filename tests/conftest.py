@@ -72,6 +72,20 @@ def build_tiny_cam_model(seed: int = 0, units: int = 2, activation: str = "softm
     return keras.Model(inputs, outputs)
 
 
+def build_tiny_sequential_model() -> keras.Model:
+    """A Sequential CAM classifier: one conv, GAP, a 3-class Dense softmax."""
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.Input((TINY_INPUT, TINY_INPUT, 3)),
+            keras.layers.Conv2D(4, 3, name="conv"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3, activation="softmax", name="classifier"),
+        ]
+    )
+
+
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved tiny .keras CAM classifier (feature maps 16x16x6, two classes)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import pytest
 
-from tests.conftest import TINY_INPUT, build_tiny_cam_model
+from tests.conftest import TINY_INPUT, build_tiny_cam_model, build_tiny_sequential_model
 from transforms.cam_head import CamModelError, find_cam_head, layer_class, model_input_size
 
 
@@ -25,14 +25,7 @@ def test_one_unit_sigmoid_head_counts_two_classes() -> None:
 
 
 def test_sequential_model_is_accepted() -> None:
-    model = keras.Sequential(
-        [
-            keras.Input((TINY_INPUT, TINY_INPUT, 3)),
-            keras.layers.Conv2D(4, 3, name="conv"),
-            keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dense(3, activation="softmax", name="classifier"),
-        ]
-    )
+    model = build_tiny_sequential_model()
     head = find_cam_head(model)
     assert head.num_classes == 3 and head.dense_layer.name == "classifier"
 

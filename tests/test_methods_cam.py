@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.conftest import TINY_INPUT, build_tiny_cam_model, random_batch
+from tests.conftest import TINY_INPUT, build_tiny_cam_model, build_tiny_sequential_model, random_batch
 from transforms.methods import METHODS
 from transforms.methods.cam import ClassicCam, build_cam_model
 
@@ -69,14 +69,7 @@ def test_one_unit_sigmoid_becomes_two_classes() -> None:
 
 
 def test_sequential_model_cams_match_reference() -> None:
-    model = keras.Sequential(
-        [
-            keras.Input((TINY_INPUT, TINY_INPUT, 3)),
-            keras.layers.Conv2D(4, 3, name="conv"),
-            keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dense(3, activation="softmax", name="classifier"),
-        ]
-    )
+    model = build_tiny_sequential_model()
     _, cams = all_cams(model, random_batch(2))
     assert_cams_close(cams, reference_cams(model, "conv", "classifier", random_batch(2)))
 

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -109,9 +110,12 @@ def timed_run(label: str, pipeline: str, argv: list[str], expected_rows: int, re
 
     The time is the pipeline's `run(argv)` call inside that process (Python and library start-up excluded);
     for cam-audit without its launcher checks (run_info.json's wall_seconds), which hold the LiteRT conversion.
+    The output folder is removed first, so every run writes into an empty one, as a first run does: a run whose
+    heatmap renames replace the last run's files is slower, by a varying amount (bench/README.md).
     """
     from pipeline.summary import read_records
 
+    shutil.rmtree(argv[argv.index("--output") + 1], ignore_errors=True)
     measured, other_cores = measure_apart(["pipeline", pipeline, "--", *argv])
     seconds = measured.get("pipeline_seconds", measured["seconds"])
     statuses = read_records(argv[argv.index("--output") + 1], columns=["status"]).column("status").to_pylist()

@@ -17,7 +17,7 @@ from pipeline.summary import study_files
 from transforms import files
 from transforms.backends.choice import check_backend, flatbuffer_or_warn, wants_litert
 from transforms.cam_head import model_input_size
-from transforms.devices import gpu_names, usable_cores
+from transforms.devices import ImageThreads, gpu_names, usable_cores
 from transforms.explain import ExplainCams
 from transforms.flags import FlagThresholds
 from transforms.images import LoadImages
@@ -67,6 +67,7 @@ class AuditPlan:
     records_per_commit: int = ROWS_PER_BUNDLE_FILE
     litert_flatbuffer: bytes | None = None  # the checked LiteRT model, staged by prepare_output for the workers
     explainer: str = ""  # method and target layer, for the start-up line
+    image_threads: ImageThreads = ImageThreads()  # per-image stages' threads, settled on each worker
 
 
 def new_run_id() -> str:
@@ -176,6 +177,8 @@ def batch_bounds(options: CamAuditOptions) -> tuple[int, int]:
         raise ValueError(f"--forward_threads must be >= 0 (0: automatic), got {options.forward_threads}")
     if options.micro_batch_size < 0:
         raise ValueError(f"--micro_batch_size must be >= 0 (0: automatic), got {options.micro_batch_size}")
+    if options.image_threads < 0:
+        raise ValueError(f"--image_threads must be >= 0 (0: automatic), got {options.image_threads}")
     return min_batch, max_batch
 
 
@@ -321,6 +324,7 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         abnormal_class=abnormal_class(class_names),
         litert_flatbuffer=litert_flatbuffer,
         explainer=explainer,
+        image_threads=ImageThreads(options.image_threads, cores_per_process(options)),
     )
 
 
@@ -338,13 +342,14 @@ def build_audit(
     if plan.done_paths:
         entries = entries | "SkipDone" >> beam.Filter(lambda entry, done: entry.image_path not in done, plan.done_paths)
     images, error_records = entries | "LoadImages" >> LoadImages(
-        plan.data_root, plan.input_size, plan.facts, DecodePolicy(plan.max_pixels, plan.sixteen_bit)
+        plan.data_root, plan.input_size, plan.facts, DecodePolicy(plan.max_pixels, plan.sixteen_bit), plan.image_threads
     )
     inferred = images | "InferCams" >> (
         inference or InferCams(plan.loader, plan.min_batch_size, plan.max_batch_size)
     )
     ok_records = inferred | "ExplainCams" >> ExplainCams(
-        plan.facts, plan.heatmap_dir, plan.heatmap_format, plan.heatmap_max_side, plan.flag_thresholds
+        plan.facts, plan.heatmap_dir, plan.heatmap_format, plan.heatmap_max_side, plan.flag_thresholds,
+        plan.image_threads,
     )
     if plan.progress_dir is not None:
         # Tallies rewritten twice per reporting interval, so every report sees a fresh count.

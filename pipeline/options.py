@@ -117,6 +117,15 @@ class CamAuditOptions(PipelineOptions):
             "(small calls keep activations in the caches), the whole --batch_size on a GPU.",
         )
         group.add_argument(
+            "--image_threads",
+            type=int,
+            default=0,
+            help="Threads each worker process gives each per-image stage: decoding, and CAM statistics + "
+            "heatmap + record. 0 (default): one per CPU core the process may use. Their work (OpenCV, "
+            "numpy, file I/O) runs outside Python's GIL, so it spreads over the cores while Beam's "
+            "bundle thread moves the images along.",
+        )
+        group.add_argument(
             "--preprocess",
             default="none",
             choices=PREPROCESS_MODES,

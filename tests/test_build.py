@@ -44,6 +44,7 @@ def fake_records(output: Path) -> dict[Path, bytes]:
         (["--batch_size", "0"], "--batch_size"),
         (["--forward_threads", "-1"], "--forward_threads"),
         (["--micro_batch_size", "-8"], "--micro_batch_size"),
+        (["--image_threads", "-2"], "--image_threads"),
         (["--progress_seconds", "-1"], "--progress_seconds"),
         (["--runner", "apache_beam.runners.dask.dask_runner.DaskRunner"], "DaskRunner loses rows"),
         (["--runner", "DaskRunner"], "finish_bundle"),
@@ -68,6 +69,7 @@ def test_bad_configuration_fails_at_start(
         (["--min_batch_size", "0"], r"need 1 <= --min_batch_size \(0\) <= --batch_size \(32\)"),
         (["--forward_threads", "-1"], r"--forward_threads must be >= 0 \(0: automatic\), got -1"),
         (["--micro_batch_size", "-8"], r"--micro_batch_size must be >= 0 \(0: automatic\), got -8"),
+        (["--image_threads", "-2"], r"--image_threads must be >= 0 \(0: automatic\), got -2"),
     ],
 )
 def test_batch_bounds_refuse_bad_flags(argv: list[str], message: str) -> None:

@@ -9,6 +9,7 @@ import pytest
 from transforms.devices import (
     CPU_MICRO_BATCH_SIZE,
     ForwardLayout,
+    ImageThreads,
     cgroup_cpu_limit,
     configure_tensorflow,
     forward_layout,
@@ -32,6 +33,16 @@ def test_forward_layout_settles_automatic_values() -> None:
     assert forward_layout(0, 16, 32, False, 2, 2) == ForwardLayout(2, 16, 1)
     # A GPU: one thread, whole batches, TensorFlow's own threading.
     assert forward_layout(0, 0, 32, True, 2, 2) == ForwardLayout(1, 32, 0)
+
+
+def test_image_threads_are_the_request_or_one_per_core_of_the_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    import transforms.devices as devices
+
+    monkeypatch.setattr(devices, "usable_cores", lambda: 8)
+    assert ImageThreads().count() == 8  # automatic, the whole machine
+    assert ImageThreads(0, 2).count() == 2  # a worker process given 2 of the 8 cores
+    assert ImageThreads(0, 16).count() == 8  # never more than the process can use
+    assert ImageThreads(3, 2).count() == 3  # --image_threads stands as given
 
 
 def test_cgroup_cpu_limit_reads_quota_over_period() -> None:

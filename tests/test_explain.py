@@ -10,6 +10,7 @@ import numpy as np
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.conftest import TEST_FACTS, loaded_image, local_pipeline
+from transforms.devices import ImageThreads
 from transforms.explain import ExplainCams
 from transforms.flags import FlagThresholds
 from transforms.inference import InferredImage
@@ -90,3 +91,31 @@ def test_flags_are_computed_on_the_original_pixels() -> None:
                                                r["flag_diffuse"], r["flag_label_disagreement"]))
         # loaded_image carries no label: disagreement is unknown (null), never False.
         assert_that(fields, equal_to([("img0.png", True, False, False, None), ("img1.png", False, True, False, None)]))
+
+
+def test_explain_cams_on_threads_keeps_each_record_in_its_window_and_the_same_heatmaps(tmp_path: Path) -> None:
+    # Records leave the threads later than their images came in (the last in finish_bundle): each keeps
+    # its own image's window, and the heatmap files equal those of one thread, byte for byte.
+    from apache_beam.transforms.window import FixedWindows, TimestampedValue
+
+    rng = np.random.default_rng(7)
+    inferred = [
+        InferredImage(loaded_image(i), Prediction((0.3, 0.7), 1, rng.normal(size=(4, 5)).astype(np.float32)))
+        for i in range(9)
+    ]
+    outputs = {}
+    for threads in (1, 3):
+        heatmaps = tmp_path / f"heatmaps{threads}"
+        with local_pipeline() as p:
+            records = (
+                p
+                | beam.Create([TimestampedValue(image, 10 * (i % 2)) for i, image in enumerate(inferred)])
+                | beam.WindowInto(FixedWindows(10))
+                | ExplainCams(TEST_FACTS, str(heatmaps), "png", threads=ImageThreads(threads))
+            )
+            windows = records | beam.Map(
+                lambda r, window=beam.DoFn.WindowParam: (r["image_path"], int(window.start))
+            )
+            assert_that(windows, equal_to([(f"img{i}.png", 10 * (i % 2)) for i in range(9)]))
+        outputs[threads] = {path.name: path.read_bytes() for path in heatmaps.iterdir()}
+    assert len(outputs[1]) == 9 and outputs[1] == outputs[3]

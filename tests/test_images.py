@@ -6,6 +6,7 @@ import apache_beam as beam
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.conftest import TEST_FACTS, TINY_INPUT, TinyArchive, local_pipeline
+from transforms.devices import ImageThreads
 from transforms.images import LoadImages
 from transforms.mura import ManifestEntry
 
@@ -23,3 +24,28 @@ def test_load_images_splits_good_and_error_rows(tiny_archive: TinyArchive) -> No
         assert_that(shapes, equal_to(expected), label="GoodImages")
         reasons = errors | "Reasons" >> beam.Map(lambda r: (r["image_path"], r["status"]))
         assert_that(reasons, equal_to([(path, "error") for path in tiny_archive.bad]), label="ErrorRows")
+
+
+def test_load_images_on_threads_keeps_every_row_in_its_own_window(tiny_archive: TinyArchive) -> None:
+    # Decoded images and error rows leave the decoding threads later than their entries came in (the
+    # last ones in finish_bundle): each must keep its own entry's window, good or bad.
+    from apache_beam.transforms.window import FixedWindows, TimestampedValue
+
+    paths = [*tiny_archive.good, *tiny_archive.bad]
+    stamped = [TimestampedValue(ManifestEntry(image_path=path), 10 * (i % 3)) for i, path in enumerate(paths)]
+    expected = {path: 10 * (i % 3) for i, path in enumerate(paths)}
+    with local_pipeline() as p:
+        images, errors = (
+            p
+            | beam.Create(stamped)
+            | beam.WindowInto(FixedWindows(10))
+            | LoadImages(str(tiny_archive.root), (TINY_INPUT, TINY_INPUT), TEST_FACTS, threads=ImageThreads(3))
+        )
+        good = images | "GoodWindows" >> beam.Map(
+            lambda i, window=beam.DoFn.WindowParam: (i.entry.image_path, int(window.start))
+        )
+        bad = errors | "ErrorWindows" >> beam.Map(
+            lambda r, window=beam.DoFn.WindowParam: (r["image_path"], int(window.start))
+        )
+        assert_that(good, equal_to([(path, expected[path]) for path in tiny_archive.good]), label="Good")
+        assert_that(bad, equal_to([(path, expected[path]) for path in tiny_archive.bad]), label="Bad")

@@ -11,7 +11,8 @@ from pipeline.options import CamAuditOptions, help_text, route_labels_flag
 
 CAM_AUDIT_FLAGS = {
     "--manifest", "--model", "--output", "--data_root", "--labels_file", "--manifest_format", "--class_names",
-    "--threshold", "--batch_size", "--min_batch_size", "--forward_threads", "--micro_batch_size", "--preprocess",
+    "--threshold", "--batch_size", "--min_batch_size", "--forward_threads", "--micro_batch_size", "--image_threads",
+    "--preprocess",
     "--cam_class", "--cam_alignment", "--heatmap_format", "--no_heatmaps", "--run_id", "--mixed_precision",
     "--overwrite", "--record_shards", "--max_pixels", "--heatmap_max_side", "--sixteen_bit", "--resume",
     "--records_per_commit", "--progress_seconds", "--backend",

@@ -63,6 +63,28 @@ def usable_cores() -> int:
     return min(cores, limit) if limit else cores
 
 
+def process_cores(share: int) -> int:
+    """CPU cores a worker process may use: its `share` of the machine (0: all of it), at most what it can see."""
+    usable = usable_cores()
+    return min(share, usable) if share else usable
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageThreads:
+    """Threads a worker process gives each per-image stage (decode; CAM statistics, heatmap and record).
+
+    Settled on the worker, where its cores are known: `requested` (--image_threads), or 0 for one per
+    core the process may use (`cores`, its share of the machine; 0: all of it).
+    """
+
+    requested: int = 0
+    cores: int = 0
+
+    def count(self) -> int:
+        """The number of threads, on this machine."""
+        return self.requested or process_cores(self.cores)
+
+
 def forward_layout(
     threads: int, micro_batch_size: int, batch_size: int, has_gpu: bool, cores: int, machine_cores: int
 ) -> ForwardLayout:

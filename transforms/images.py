@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from typing import Any
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms import files
+from transforms.devices import ImageThreads
 from transforms.imaging import DecodePolicy, ImageDecodeError, load_model_input
 from transforms.mura import ManifestEntry, PathOutsideRootError, resolve_image_path
+from transforms.ordered_threads import OrderedThreads
 from transforms.schema import RunFacts, to_record
 
 ERRORS = "errors"
@@ -41,17 +45,57 @@ def describe_read_error(uri: str, exc: Exception) -> str:
 
 
 class _LoadImageDoFn(beam.DoFn):
-    """ManifestEntry -> LoadedImage, or an error record on the `errors` output."""
+    """ManifestEntry -> LoadedImage, or an error record on the `errors` output; decoding runs on `threads` threads."""
 
-    def __init__(self, data_root: str, input_size: tuple[int, int], facts: RunFacts, decode: DecodePolicy) -> None:
+    def __init__(
+        self, data_root: str, input_size: tuple[int, int], facts: RunFacts, decode: DecodePolicy, threads: ImageThreads
+    ) -> None:
         self._data_root = data_root
         self._height, self._width = input_size
         self._facts = facts
         self._decode = decode
+        self._threads = threads
+        self._work: OrderedThreads[ManifestEntry, LoadedImage | dict[str, Any]] | None = None
         self._loaded = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "images_loaded")
         self._failed = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "images_failed")
 
-    def process(self, entry: ManifestEntry) -> Iterator[object]:
+    def setup(self) -> None:
+        self._work = OrderedThreads(self.load, self._threads.count(), "cam_decode")
+
+    def start_bundle(self) -> None:
+        assert self._work is not None
+        self._work.start()
+
+    def process(
+        self,
+        entry: ManifestEntry,
+        timestamp: Any = beam.DoFn.TimestampParam,
+        window: Any = beam.DoFn.WindowParam,
+        pane_info: Any = beam.DoFn.PaneInfoParam,
+    ) -> Iterator[object]:
+        assert self._work is not None
+        for loaded, template in self._work.submit(entry, timestamp, window, pane_info):
+            yield self._hand_on(loaded, template)
+
+    def finish_bundle(self) -> Iterator[object]:
+        assert self._work is not None
+        for loaded, template in self._work.finish():
+            yield self._hand_on(loaded, template)
+
+    def teardown(self) -> None:
+        if self._work is not None:
+            self._work.close()
+
+    def _hand_on(self, loaded: LoadedImage | dict[str, Any], template: WindowedValue) -> object:
+        # Counted here, on the bundle's thread: Beam's metric containers are per thread.
+        if isinstance(loaded, LoadedImage):
+            self._loaded.inc()
+            return template.with_value(loaded)
+        self._failed.inc()
+        return beam.pvalue.TaggedOutput(ERRORS, template.with_value(loaded))
+
+    def load(self, entry: ManifestEntry) -> LoadedImage | dict[str, Any]:
+        """One entry's image, decoded; or its error record (every failure is the row's, not the run's)."""
         reason = entry.error
         try:
             uri = resolve_image_path(entry.image_path, self._data_root)
@@ -74,21 +118,23 @@ class _LoadImageDoFn(beam.DoFn):
             except ImageDecodeError as exc:
                 reason = f"{exc} ({uri})"
         if reason is not None:
-            self._failed.inc()
-            yield beam.pvalue.TaggedOutput(ERRORS, to_record(entry, uri, self._facts, error=reason))
-            return
-        self._loaded.inc()
-        yield LoadedImage(entry, uri, rgb, model_input)
+            return to_record(entry, uri, self._facts, error=reason)
+        return LoadedImage(entry, uri, rgb, model_input)
 
 
 class LoadImages(beam.PTransform):
-    """Decodes images; returns (loaded images, error records)."""
+    """Decodes images on `threads` threads per DoFn instance; returns (loaded images, error records)."""
 
     def __init__(
-        self, data_root: str, input_size: tuple[int, int], facts: RunFacts, decode: DecodePolicy | None = None
+        self,
+        data_root: str,
+        input_size: tuple[int, int],
+        facts: RunFacts,
+        decode: DecodePolicy | None = None,
+        threads: ImageThreads | None = None,
     ) -> None:
         super().__init__()
-        self._dofn = _LoadImageDoFn(data_root, input_size, facts, decode or DecodePolicy())
+        self._dofn = _LoadImageDoFn(data_root, input_size, facts, decode or DecodePolicy(), threads or ImageThreads())
 
     def expand(self, entries: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
         results = entries | "Decode" >> beam.ParDo(self._dofn).with_outputs(ERRORS, main="images")

@@ -22,7 +22,7 @@ from transforms.devices import (
     configure_tensorflow,
     forward_layout,
     gpu_names,
-    usable_cores,
+    process_cores,
 )
 from transforms.faithfulness import faithfulness_function
 from transforms.images import METRICS_NAMESPACE, LoadedImage
@@ -160,8 +160,7 @@ class CamModelLoader:
 
     def process_cores(self) -> int:
         """CPU cores this worker process may use: its share of the machine, at most what it can see."""
-        usable = usable_cores()
-        return min(self.cores, usable) if self.cores else usable
+        return process_cores(self.cores)
 
     def configure_process(self) -> ForwardLayout:
         """Settle this process's forward layout and set TensorFlow up for it (before its runtime starts)."""
@@ -279,10 +278,12 @@ class _CamInferenceDoFn(beam.DoFn):
         self._batch_ms.update(int(seconds * 1000))
         self._batch_size.update(len(in_flight.images))
         windows = (in_flight.window,)
+        # Python numbers for the whole batch at once (the same values as float()/int() per element).
+        probability_rows, class_list = probabilities.tolist(), classes.tolist()
         for index, image in enumerate(in_flight.images):
             prediction = Prediction(
-                probabilities=tuple(float(p) for p in probabilities[index]),
-                cam_class=int(classes[index]),
+                probabilities=tuple(probability_rows[index]),
+                cam_class=class_list[index],
                 cam=np.ascontiguousarray(maps[index], dtype=np.float32),
                 cam_shift=self._model.cam_shift,
                 faithfulness=faithfulness_scores(faithfulness, index),

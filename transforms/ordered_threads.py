@@ -1,0 +1,79 @@
+"""Per-element work of a DoFn on a few threads, handed on in input order, each result in its own element's window.
+
+Beam runs a bundle's DoFns on one thread. The per-image work (PNG/JPEG decode, resize, CAM upsample,
+colour map, JPEG encode, file writes) is mostly OpenCV, numpy and file I/O, which release the GIL, so a
+few threads spread it over the worker's cores while the bundle thread only moves elements along.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+from apache_beam.utils.windowed_value import WindowedValue
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+# Elements in flight per thread: enough that a thread never waits for the bundle thread to hand it the
+# next one, few enough that decoded images in flight stay a handful per core.
+IN_FLIGHT_PER_THREAD = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class _Pending:
+    """An element's work in flight, and where its result belongs."""
+
+    future: concurrent.futures.Future
+    timestamp: Any
+    windows: tuple
+    pane_info: Any
+
+
+class OrderedThreads(Generic[In, Out]):
+    """Runs `function` over elements on `threads` threads; results come back in submission order.
+
+    Used from one DoFn: `start()` in start_bundle, `submit(...)` in process (yields the results that are
+    ready, waiting for the oldest only when too many are in flight), `finish()` in finish_bundle, `close()`
+    in teardown. Results come as (result, windowed template): the caller wraps its output with
+    `template.with_value(...)`, so each output keeps its own element's timestamp, window and pane even
+    when it is handed on while another element is being processed. An exception raised by `function`
+    is raised again, on the bundle's thread, when its element's turn comes: the bundle fails as it would
+    have without the threads.
+    """
+
+    def __init__(self, function: Callable[[In], Out], threads: int, name: str) -> None:
+        assert threads >= 1, threads
+        self._function = function
+        self._max_in_flight = threads * IN_FLIGHT_PER_THREAD
+        self._executor = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix=name)
+        self._pending: collections.deque[_Pending] = collections.deque()
+
+    def start(self) -> None:
+        """Forget work left by a failed bundle: its results are never handed on."""
+        for pending in self._pending:
+            pending.future.cancel()
+        self._pending.clear()
+
+    def submit(self, element: In, timestamp: Any, window: Any, pane_info: Any) -> Iterator[tuple[Out, WindowedValue]]:
+        """Queue one element's work; yield the oldest results that are done (and wait while too many are in flight)."""
+        self._pending.append(_Pending(self._executor.submit(self._function, element), timestamp, (window,), pane_info))
+        while self._pending and (len(self._pending) > self._max_in_flight or self._pending[0].future.done()):
+            yield self._hand_on(self._pending.popleft())
+
+    def finish(self) -> Iterator[tuple[Out, WindowedValue]]:
+        """Wait for every element still in flight and yield their results, in order."""
+        while self._pending:
+            yield self._hand_on(self._pending.popleft())
+
+    def close(self) -> None:
+        """Stop the threads (after the work already queued)."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    @staticmethod
+    def _hand_on(pending: _Pending) -> tuple[Out, WindowedValue]:
+        template = WindowedValue(None, pending.timestamp, pending.windows, pending.pane_info)
+        return pending.future.result(), template

@@ -12,6 +12,7 @@ import pytest
 from pipeline.run import run
 from reference import train
 from reference.synth import generate_archive
+from transforms.devices import ImageThreads
 from transforms.images import _LoadImageDoFn
 from transforms.imaging import DecodePolicy
 from transforms.mura import ManifestEntry
@@ -30,8 +31,8 @@ def test_training_and_inference_load_identical_tensors(small_archive: Path) -> N
     uri = str(small_archive.parent / relative)
     trained, ok = train.load_for_training(uri.encode(), 64)
     facts = RunFacts("r", "0" * 64, 0.2, ("normal", "abnormal"))
-    dofn = _LoadImageDoFn(str(small_archive.parent), (64, 64), facts, DecodePolicy())
-    [loaded] = list(dofn.process(ManifestEntry(relative)))
+    dofn = _LoadImageDoFn(str(small_archive.parent), (64, 64), facts, DecodePolicy(), ImageThreads(1))
+    loaded = dofn.load(ManifestEntry(relative))
     assert ok and trained.dtype == np.float32
     np.testing.assert_array_equal(trained, loaded.model_input)
 
@@ -42,8 +43,8 @@ def test_training_and_inference_map_sixteen_bit_grey_identically(tmp_path: Path,
     cv2.imwrite(str(tmp_path / "grey16.png"), twelve_bit)
     trained, ok = train.load_for_training(str(tmp_path / "grey16.png").encode(), 32, mode)
     facts = RunFacts("r", "0" * 64, 0.2, ("normal", "abnormal"))
-    dofn = _LoadImageDoFn(str(tmp_path), (32, 32), facts, DecodePolicy(sixteen_bit=mode))
-    [loaded] = list(dofn.process(ManifestEntry("grey16.png")))
+    dofn = _LoadImageDoFn(str(tmp_path), (32, 32), facts, DecodePolicy(sixteen_bit=mode), ImageThreads(1))
+    loaded = dofn.load(ManifestEntry("grey16.png"))
     assert ok
     np.testing.assert_array_equal(trained, loaded.model_input)
     # the two policies give different pixels for 12-bit data: the option reaches the decoder

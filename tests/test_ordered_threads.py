@@ -9,7 +9,7 @@ import pytest
 from apache_beam.transforms.window import GlobalWindow, IntervalWindow
 from apache_beam.utils.windowed_value import PaneInfo, PaneInfoTiming
 
-from transforms.ordered_threads import IN_FLIGHT_PER_THREAD, OrderedThreads
+from transforms.ordered_threads import IN_FLIGHT_PER_THREAD, OrderedThreads, StageThreads, stage_threads
 
 PANE = PaneInfo(True, True, PaneInfoTiming.ON_TIME, 0, 0)
 
@@ -20,23 +20,21 @@ def test_results_come_in_submission_order_whoever_finishes_first() -> None:
         time.sleep(0.02 * (5 - n))
         return n * n
 
-    work = OrderedThreads(slow_first, 3, "test")
+    work = OrderedThreads(slow_first, StageThreads(3, "test"))
     work.start()
     out = [result for n in range(6) for result, _ in work.submit(n, 0, GlobalWindow(), PANE)]
     out += [result for result, _ in work.finish()]
-    work.close()
     assert out == [n * n for n in range(6)]
 
 
 def test_each_result_keeps_its_own_elements_timestamp_window_and_pane() -> None:
-    work = OrderedThreads(lambda n: n + 100, 2, "test")
+    work = OrderedThreads(lambda n: n + 100, StageThreads(2, "test"))
     work.start()
     handed = []
     for n in range(5):
         window = IntervalWindow(10 * n, 10 * n + 10)
         handed += work.submit(n, 10 * n + 1, window, PANE)
     handed += work.finish()
-    work.close()
     values = [template.with_value(result) for result, template in handed]
     assert [value.value for value in values] == [100, 101, 102, 103, 104]
     assert [value.timestamp.micros for value in values] == [(10 * n + 1) * 1_000_000 for n in range(5)]
@@ -52,7 +50,7 @@ def test_submit_hands_on_only_what_is_done_and_waits_once_too_many_are_in_flight
         return n
 
     threads = 1
-    work = OrderedThreads(blocked, threads, "test")
+    work = OrderedThreads(blocked, StageThreads(threads, "test"))
     work.start()
     limit = threads * IN_FLIGHT_PER_THREAD
     # Up to the limit nothing is done, so submit returns at once with nothing.
@@ -62,7 +60,6 @@ def test_submit_hands_on_only_what_is_done_and_waits_once_too_many_are_in_flight
     # One more than the limit: the oldest is waited for and handed on (and any others already done).
     out = [result for result, _ in work.submit(limit, 0, GlobalWindow(), PANE)]
     out += [result for result, _ in work.finish()]
-    work.close()
     assert out == list(range(limit + 1))
 
 
@@ -72,7 +69,7 @@ def test_an_exception_is_raised_on_the_callers_thread_at_its_elements_turn() -> 
             raise ValueError("bad element 2")
         return n
 
-    work = OrderedThreads(fails_on_two, 2, "test")
+    work = OrderedThreads(fails_on_two, StageThreads(2, "test"))
     work.start()
     out = []
     with pytest.raises(ValueError, match="bad element 2"):
@@ -80,15 +77,22 @@ def test_an_exception_is_raised_on_the_callers_thread_at_its_elements_turn() -> 
             out += [result for result, _ in work.submit(n, 0, GlobalWindow(), PANE)]
         out += [result for result, _ in work.finish()]
     assert out == [0, 1][: len(out)]
-    work.close()
 
 
 def test_start_forgets_what_a_failed_bundle_left_in_flight() -> None:
-    work = OrderedThreads(lambda n: n, 1, "test")
+    work = OrderedThreads(lambda n: n, StageThreads(1, "test"))
     work.start()
     list(work.submit("left over", 0, GlobalWindow(), PANE))
     work.start()  # the next bundle
     out = [result for result, _ in work.submit("new", 0, GlobalWindow(), PANE)]
     out += [result for result, _ in work.finish()]
-    work.close()
     assert out == ["new"]
+
+
+def test_every_instance_of_a_stage_in_a_process_shares_its_threads() -> None:
+    from apache_beam.utils import shared
+
+    handle = shared.Shared()
+    first = stage_threads(handle, "stage-a", 2, "test")
+    assert stage_threads(handle, "stage-a", 2, "test") is first
+    assert stage_threads(handle, "stage-b", 2, "test") is not first

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.utils import shared
 from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms import files
@@ -14,7 +16,7 @@ from transforms.devices import ImageThreads
 from transforms.flags import FlagThresholds, image_flags
 from transforms.images import METRICS_NAMESPACE
 from transforms.inference import InferredImage
-from transforms.ordered_threads import OrderedThreads
+from transforms.ordered_threads import OrderedThreads, stage_threads
 from transforms.output_paths import heatmap_relative_path, join_path
 from transforms.overlay import DEFAULT_HEATMAP_MAX_SIDE, encode_image, fit_to_side, render_overlay
 from transforms.schema import RunFacts, to_record
@@ -34,6 +36,9 @@ class _ExplainDoFn(beam.DoFn):
     ) -> None:
         self._facts = facts
         self._threads = threads
+        self._shared_handle = shared.Shared()
+        # One tag per stage: every instance of this stage's DoFn in a process shares its threads.
+        self._shared_tag = uuid.uuid4().hex
         self._work: OrderedThreads[InferredImage, dict[str, Any]] | None = None
         self._flag_thresholds = flag_thresholds
         self._heatmap_dir = heatmap_dir
@@ -42,7 +47,8 @@ class _ExplainDoFn(beam.DoFn):
         self._written = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "heatmaps_written")
 
     def setup(self) -> None:
-        self._work = OrderedThreads(self.explain, self._threads.count(), "cam_explain")
+        threads = stage_threads(self._shared_handle, self._shared_tag, self._threads.count(), "cam_explain")
+        self._work = OrderedThreads(self.explain, threads)
 
     def start_bundle(self) -> None:
         assert self._work is not None
@@ -65,8 +71,7 @@ class _ExplainDoFn(beam.DoFn):
             yield self._hand_on(record, template)
 
     def teardown(self) -> None:
-        if self._work is not None:
-            self._work.close()
+        self._work = None  # lets go of the stage's shared threads
 
     def _hand_on(self, record: dict[str, Any], template: WindowedValue) -> WindowedValue:
         # Counted here, on the bundle's thread: Beam's metric containers are per thread.

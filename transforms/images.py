@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.utils import shared
 from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms import files
 from transforms.devices import ImageThreads
 from transforms.imaging import DecodePolicy, ImageDecodeError, load_model_input
 from transforms.mura import ManifestEntry, PathOutsideRootError, resolve_image_path
-from transforms.ordered_threads import OrderedThreads
+from transforms.ordered_threads import OrderedThreads, stage_threads
 from transforms.schema import RunFacts, to_record
 
 ERRORS = "errors"
@@ -55,12 +57,16 @@ class _LoadImageDoFn(beam.DoFn):
         self._facts = facts
         self._decode = decode
         self._threads = threads
+        self._shared_handle = shared.Shared()
+        # One tag per stage: every instance of this stage's DoFn in a process shares its threads.
+        self._shared_tag = uuid.uuid4().hex
         self._work: OrderedThreads[ManifestEntry, LoadedImage | dict[str, Any]] | None = None
         self._loaded = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "images_loaded")
         self._failed = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "images_failed")
 
     def setup(self) -> None:
-        self._work = OrderedThreads(self.load, self._threads.count(), "cam_decode")
+        threads = stage_threads(self._shared_handle, self._shared_tag, self._threads.count(), "cam_decode")
+        self._work = OrderedThreads(self.load, threads)
 
     def start_bundle(self) -> None:
         assert self._work is not None
@@ -83,8 +89,7 @@ class _LoadImageDoFn(beam.DoFn):
             yield self._hand_on(loaded, template)
 
     def teardown(self) -> None:
-        if self._work is not None:
-            self._work.close()
+        self._work = None  # lets go of the stage's shared threads
 
     def _hand_on(self, loaded: LoadedImage | dict[str, Any], template: WindowedValue) -> object:
         # Counted here, on the bundle's thread: Beam's metric containers are per thread.

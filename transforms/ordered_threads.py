@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
+from apache_beam.utils import shared
 from apache_beam.utils.windowed_value import WindowedValue
 
 In = TypeVar("In")
@@ -21,6 +22,25 @@ Out = TypeVar("Out")
 # Elements in flight per thread: enough that a thread never waits for the bundle thread to hand it the
 # next one, few enough that decoded images in flight stay a handful per core.
 IN_FLIGHT_PER_THREAD = 4
+
+
+class StageThreads:
+    """One stage's threads in a worker process, shared by every instance of its DoFn (runners that run several
+    bundles at once in a process hold one instance per bundle thread: the threads stay `threads`, not a pool each).
+
+    A plain class, not the executor itself, because `shared.Shared` keeps a weak reference to what it holds:
+    when the last DoFn instance lets go, the executor is collected and its idle threads exit.
+    """
+
+    def __init__(self, threads: int, name: str) -> None:
+        assert threads >= 1, threads
+        self.threads = threads
+        self.executor = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix=name)
+
+
+def stage_threads(handle: shared.Shared, tag: str, threads: int, name: str) -> StageThreads:
+    """The process's threads for the stage `tag`, started by the first DoFn instance that asks."""
+    return handle.acquire(lambda: StageThreads(threads, name), tag=tag)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,22 +54,21 @@ class _Pending:
 
 
 class OrderedThreads(Generic[In, Out]):
-    """Runs `function` over elements on `threads` threads; results come back in submission order.
+    """Runs `function` over elements on a stage's threads; results come back in submission order.
 
-    Used from one DoFn: `start()` in start_bundle, `submit(...)` in process (yields the results that are
-    ready, waiting for the oldest only when too many are in flight), `finish()` in finish_bundle, `close()`
-    in teardown. Results come as (result, windowed template): the caller wraps its output with
-    `template.with_value(...)`, so each output keeps its own element's timestamp, window and pane even
-    when it is handed on while another element is being processed. An exception raised by `function`
+    Used from one DoFn instance: `start()` in start_bundle, `submit(...)` in process (yields the results that
+    are ready, waiting for the oldest only when too many are in flight), `finish()` in finish_bundle. Results
+    come as (result, windowed template): the caller wraps its output with `template.with_value(...)`, so each
+    output keeps its own element's timestamp, window and pane even when it is handed on while another
+    element is being processed. An exception raised by `function`
     is raised again, on the bundle's thread, when its element's turn comes: the bundle fails as it would
     have without the threads.
     """
 
-    def __init__(self, function: Callable[[In], Out], threads: int, name: str) -> None:
-        assert threads >= 1, threads
+    def __init__(self, function: Callable[[In], Out], threads: StageThreads) -> None:
         self._function = function
-        self._max_in_flight = threads * IN_FLIGHT_PER_THREAD
-        self._executor = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix=name)
+        self._max_in_flight = threads.threads * IN_FLIGHT_PER_THREAD
+        self._threads = threads  # held: while any instance holds it, the shared threads live
         self._pending: collections.deque[_Pending] = collections.deque()
 
     def start(self) -> None:
@@ -60,7 +79,8 @@ class OrderedThreads(Generic[In, Out]):
 
     def submit(self, element: In, timestamp: Any, window: Any, pane_info: Any) -> Iterator[tuple[Out, WindowedValue]]:
         """Queue one element's work; yield the oldest results that are done (and wait while too many are in flight)."""
-        self._pending.append(_Pending(self._executor.submit(self._function, element), timestamp, (window,), pane_info))
+        future = self._threads.executor.submit(self._function, element)
+        self._pending.append(_Pending(future, timestamp, (window,), pane_info))
         while self._pending and (len(self._pending) > self._max_in_flight or self._pending[0].future.done()):
             yield self._hand_on(self._pending.popleft())
 
@@ -68,10 +88,6 @@ class OrderedThreads(Generic[In, Out]):
         """Wait for every element still in flight and yield their results, in order."""
         while self._pending:
             yield self._hand_on(self._pending.popleft())
-
-    def close(self) -> None:
-        """Stop the threads (after the work already queued)."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
 
     @staticmethod
     def _hand_on(pending: _Pending) -> tuple[Out, WindowedValue]:

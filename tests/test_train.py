@@ -32,7 +32,7 @@ def test_training_and_inference_load_identical_tensors(small_archive: Path) -> N
     trained, ok = train.load_for_training(uri.encode(), 64)
     facts = RunFacts("r", "0" * 64, 0.2, ("normal", "abnormal"))
     dofn = _LoadImageDoFn(str(small_archive.parent), (64, 64), facts, DecodePolicy(), ImageThreads(1))
-    loaded = dofn.load(ManifestEntry(relative))
+    loaded = dofn.work(ManifestEntry(relative))
     assert ok and trained.dtype == np.float32
     np.testing.assert_array_equal(trained, loaded.model_input)
 
@@ -44,7 +44,7 @@ def test_training_and_inference_map_sixteen_bit_grey_identically(tmp_path: Path,
     trained, ok = train.load_for_training(str(tmp_path / "grey16.png").encode(), 32, mode)
     facts = RunFacts("r", "0" * 64, 0.2, ("normal", "abnormal"))
     dofn = _LoadImageDoFn(str(tmp_path), (32, 32), facts, DecodePolicy(sixteen_bit=mode), ImageThreads(1))
-    loaded = dofn.load(ManifestEntry("grey16.png"))
+    loaded = dofn.work(ManifestEntry("grey16.png"))
     assert ok
     np.testing.assert_array_equal(trained, loaded.model_input)
     # the two policies give different pixels for 12-bit data: the option reaches the decoder

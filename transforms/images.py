@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.utils import shared
 from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms import files
 from transforms.devices import ImageThreads
 from transforms.imaging import DecodePolicy, ImageDecodeError, load_model_input
 from transforms.mura import ManifestEntry, PathOutsideRootError, resolve_image_path
-from transforms.ordered_threads import OrderedThreads, stage_threads
+from transforms.ordered_threads import OrderedThreadsDoFn
 from transforms.schema import RunFacts, to_record
 
 ERRORS = "errors"
@@ -46,52 +43,21 @@ def describe_read_error(uri: str, exc: Exception) -> str:
     return f"unreadable file: {uri}: {type(exc).__name__}: {exc}"
 
 
-class _LoadImageDoFn(beam.DoFn):
+class _LoadImageDoFn(OrderedThreadsDoFn):
     """ManifestEntry -> LoadedImage, or an error record on the `errors` output; decoding runs on `threads` threads."""
 
     def __init__(
         self, data_root: str, input_size: tuple[int, int], facts: RunFacts, decode: DecodePolicy, threads: ImageThreads
     ) -> None:
+        super().__init__(threads, "cam_decode")
         self._data_root = data_root
         self._height, self._width = input_size
         self._facts = facts
         self._decode = decode
-        self._threads = threads
-        self._shared_handle = shared.Shared()
-        # One tag per stage: every instance of this stage's DoFn in a process shares its threads.
-        self._shared_tag = uuid.uuid4().hex
-        self._work: OrderedThreads[ManifestEntry, LoadedImage | dict[str, Any]] | None = None
         self._loaded = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "images_loaded")
         self._failed = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "images_failed")
 
-    def setup(self) -> None:
-        threads = stage_threads(self._shared_handle, self._shared_tag, self._threads.count(), "cam_decode")
-        self._work = OrderedThreads(self.load, threads)
-
-    def start_bundle(self) -> None:
-        assert self._work is not None
-        self._work.start()
-
-    def process(
-        self,
-        entry: ManifestEntry,
-        timestamp: Any = beam.DoFn.TimestampParam,
-        window: Any = beam.DoFn.WindowParam,
-        pane_info: Any = beam.DoFn.PaneInfoParam,
-    ) -> Iterator[object]:
-        assert self._work is not None
-        for loaded, template in self._work.submit(entry, timestamp, window, pane_info):
-            yield self._hand_on(loaded, template)
-
-    def finish_bundle(self) -> Iterator[object]:
-        assert self._work is not None
-        for loaded, template in self._work.finish():
-            yield self._hand_on(loaded, template)
-
-    def teardown(self) -> None:
-        self._work = None  # lets go of the stage's shared threads
-
-    def _hand_on(self, loaded: LoadedImage | dict[str, Any], template: WindowedValue) -> object:
+    def hand_on(self, loaded: LoadedImage | dict[str, Any], template: WindowedValue) -> object:
         # Counted here, on the bundle's thread: Beam's metric containers are per thread.
         if isinstance(loaded, LoadedImage):
             self._loaded.inc()
@@ -99,7 +65,7 @@ class _LoadImageDoFn(beam.DoFn):
         self._failed.inc()
         return beam.pvalue.TaggedOutput(ERRORS, template.with_value(loaded))
 
-    def load(self, entry: ManifestEntry) -> LoadedImage | dict[str, Any]:
+    def work(self, entry: ManifestEntry) -> LoadedImage | dict[str, Any]:
         """One entry's image, decoded; or its error record (every failure is the row's, not the run's)."""
         reason = entry.error
         try:

@@ -10,11 +10,15 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import dataclasses
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
+import apache_beam as beam
 from apache_beam.utils import shared
 from apache_beam.utils.windowed_value import WindowedValue
+
+from transforms.devices import ImageThreads
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -93,3 +97,53 @@ class OrderedThreads(Generic[In, Out]):
     def _hand_on(pending: _Pending) -> tuple[Out, WindowedValue]:
         template = WindowedValue(None, pending.timestamp, pending.windows, pending.pane_info)
         return pending.future.result(), template
+
+
+class OrderedThreadsDoFn(beam.DoFn):
+    """A DoFn whose per-element `work` runs on its stage's threads in the worker process (`threads`, settled there).
+
+    Subclasses define `work(element)` (on a stage thread) and may override `hand_on(result, template)` (on the
+    bundle's thread, where Beam's per-thread metric containers see counter updates), which turns a result into
+    the output: by default the result in its element's window.
+    """
+
+    def __init__(self, threads: ImageThreads, name: str) -> None:
+        self._threads = threads
+        self._thread_name = name
+        self._shared_handle = shared.Shared()
+        # One tag per stage: every instance of this stage's DoFn in a process shares its threads.
+        self._shared_tag = uuid.uuid4().hex
+        self._work: OrderedThreads | None = None
+
+    def work(self, element: Any) -> Any:
+        raise NotImplementedError
+
+    def hand_on(self, result: Any, template: WindowedValue) -> object:
+        return template.with_value(result)
+
+    def setup(self) -> None:
+        threads = stage_threads(self._shared_handle, self._shared_tag, self._threads.count(), self._thread_name)
+        self._work = OrderedThreads(self.work, threads)
+
+    def start_bundle(self) -> None:
+        assert self._work is not None
+        self._work.start()
+
+    def process(
+        self,
+        element: Any,
+        timestamp: Any = beam.DoFn.TimestampParam,
+        window: Any = beam.DoFn.WindowParam,
+        pane_info: Any = beam.DoFn.PaneInfoParam,
+    ) -> Iterator[object]:
+        assert self._work is not None
+        for result, template in self._work.submit(element, timestamp, window, pane_info):
+            yield self.hand_on(result, template)
+
+    def finish_bundle(self) -> Iterator[object]:
+        assert self._work is not None
+        for result, template in self._work.finish():
+            yield self.hand_on(result, template)
+
+    def teardown(self) -> None:
+        self._work = None  # lets go of the stage's shared threads

@@ -19,7 +19,7 @@ from bench.forward import LIMIT_LAYOUTS, LITERT_LAYOUT
 from bench.machine import environment, select_device, visible_device
 from bench.noise import OtherLoad
 from bench.report import BASE_SUFFIX, MIB, Measurements, render_rss, render_table, render_targets
-from bench.targets import NOISY_CORES, summarise
+from bench.targets import NOISY_CORES, round_by_round, summarise
 from bench.workload import (
     IMAGE_SIZE,
     MODEL_FILE,
@@ -286,6 +286,11 @@ def print_report(results: Measurements, args: argparse.Namespace, device: str) -
         print(render_methods(results.methods))
     print("\nTargets (ratios measured side by side in this run; timings are never asserted in tests):")
     print(render_targets(targets))
+    rounds = round_by_round(results, args)
+    if rounds:
+        print("Issue 14's ratios round by round (each from one round's own figures; the verdicts above take each "
+              "line's best over the rounds):")
+        print("\n".join(rounds))
     print(f"\nNoise: '(noisy)' marks figures taken while other processes kept more than {NOISY_CORES} of "
           f"{os.cpu_count()} cores busy: re-run those on a quiet machine (bench.json has the load per measurement).")
     print(f"CAMs with a peak: {results.share_with_peak or 0:.0%} of rows (empty CAMs would skip the colouring).")

@@ -7,6 +7,7 @@ from typing import Any
 
 from bench.forward import LIMIT_IMAGES, LIMIT_LAYOUTS, LITERT_LAYOUT
 from bench.report import (
+    BASE_SUFFIX,
     MIB,
     Measurements,
     Row,
@@ -16,6 +17,7 @@ from bench.report import (
     essential_limit,
     growth,
     ratio,
+    steady_rate,
 )
 
 TARGET_LIMIT_RATIO = 0.7
@@ -154,6 +156,45 @@ def essential_targets(
                               f"{over:.2f}x{noisy(max(rate.other_cores, tensorflow_noise))}",
                               over >= TARGET_OVER_TENSORFLOW_FORWARD))
     return rows, targets
+
+
+def round_by_round(results: Measurements, args: argparse.Namespace) -> list[str]:
+    """Issue 14's ratios from each round's own figures, one line per round.
+
+    The verdicts above divide the best figure of each line over all rounds; when the machine's speed drifts
+    between rounds, those figures can come from different rounds. Here every ratio's figures were taken in
+    the same round, minutes apart (the i-th measurement of each line belongs to round i).
+    """
+    n, base = args.images, args.base_images
+
+    def forward(model: str, layouts: tuple[str, ...], index: int) -> float | None:
+        rates = [[m["images_per_second"] for m in results.limits
+                  if m["layout"] == layout and m.get("model", "model") == model] for layout in layouts]
+        return max((figures[index] for figures in rates if len(figures) > index), default=None)
+
+    def end_to_end(label: str, index: int) -> float | None:
+        walls, base_walls = results.walls.get(label, []), results.walls.get(label + BASE_SUFFIX, [])
+        if len(walls) <= index or len(base_walls) <= index:
+            return None
+        return steady_rate(n, walls[index], base, base_walls[index])
+
+    lines = []
+    rounds = max((len(walls) for walls in results.walls.values()), default=0)
+    for index in range(rounds):
+        tensorflow = forward("model", LIMIT_LAYOUTS, index)
+        parts = []
+        for label, model, layouts, text in ESSENTIAL_RUNS:
+            loops = results.non_model.get(model, [])
+            rate, bare = end_to_end(label, index), forward(model, layouts, index)
+            if rate is not None and bare is not None and len(loops) > index:
+                essential = essential_limit(bare, loops[index]["images_per_second"])
+                parts.append(f"{text}: {rate / essential:.2f}x essential")
+        litert = end_to_end("cam_audit_jpg", index)
+        if litert is not None and tensorflow and "litert" not in args.skip:
+            parts.append(f"LiteRT end to end / TF bare forward: {litert / tensorflow:.2f}x")
+        if parts:
+            lines.append(f"  round {index + 1}: " + "; ".join(parts))
+    return lines
 
 
 def rss_targets(results: Measurements, args: argparse.Namespace) -> list[Target]:

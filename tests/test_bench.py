@@ -177,6 +177,38 @@ def test_issue_14_targets_are_judged_against_each_essential_limit() -> None:
     assert verdicts["LiteRT end to end / TF bare forward"] == ("1.50x", "PASS")
 
 
+def test_issue_14_ratios_round_by_round_use_each_rounds_own_figures() -> None:
+    import argparse
+
+    from bench.report import Measurements
+    from bench.targets import round_by_round
+
+    results = Measurements(args={}, environment={}, load_average_start=(0.0, 0.0, 0.0))
+    # Two rounds; the machine is twice as fast in round 2 for every line.
+    for speed in (1.0, 2.0):
+        for layout, backend, model, rate in (("tensorflow_default", "tensorflow", "model", 60.0),
+                                             ("cam_audit", "tensorflow", "model", 100.0),
+                                             ("litert", "litert", "model", 200.0),
+                                             ("litert", "litert", "near_free_model", 800.0)):
+            results.limits.append({"layout": layout, "backend": backend, "model": model,
+                                   "images_per_second": rate * speed, "other_cores": 0.0})
+        for model in ("model", "near_free_model"):
+            results.non_model.setdefault(model, []).append({"images_per_second": 600.0 * speed, "other_cores": 0.0})
+        for label, rate in (("cam_audit_jpg", 120.0), ("cam_audit_jpg_tensorflow", 80.0), ("near_free_jpg", 300.0)):
+            results.record(label + "_base", 5.0 / speed, 0.0)
+            results.record(label, (5.0 + 1024 / rate) / speed, 0.0)
+    args = argparse.Namespace(images=1536, base_images=512, skip=set())
+    lines = round_by_round(results, args)
+    # Each round's ratios are the same (every figure scales together): 80 / 85.7, 120 / 150, 300 / 342.9, 120 / 100.
+    expected = ("seed model, TensorFlow: 0.93x essential; seed model, LiteRT: 0.80x essential; "
+                "near-free model: 0.87x essential; LiteRT end to end / TF bare forward: 1.20x")
+    assert lines == [f"  round 1: {expected}", f"  round 2: {expected}"]
+    # Best-of-lines would have divided round 2's end-to-end rates by round 2's limits too here; it is when
+    # rounds differ line by line that the two disagree: make round 1's TensorFlow forward the faster one.
+    results.limits[1]["images_per_second"] = 400.0
+    assert "LiteRT end to end / TF bare forward: 0.30x" in round_by_round(results, args)[0]
+
+
 def test_methods_table_gives_ratios_to_the_bare_pass_and_the_faithfulness_cost() -> None:
     from bench.methods import render_methods
 

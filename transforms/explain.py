@@ -77,7 +77,7 @@ class _ExplainDoFn(OrderedThreadsDoFn):
 
 
 class ExplainCams(beam.PTransform):
-    """Turns inferred images into records on `threads` threads per DoFn instance; `heatmap_dir=None`: records only."""
+    """Turns inferred images into records on the stage's `threads` per worker process; no heatmap_dir: records only."""
 
     def __init__(
         self,

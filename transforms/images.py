@@ -94,7 +94,7 @@ class _LoadImageDoFn(OrderedThreadsDoFn):
 
 
 class LoadImages(beam.PTransform):
-    """Decodes images on `threads` threads per DoFn instance; returns (loaded images, error records)."""
+    """Decodes images on the stage's `threads` per worker process; returns (loaded images, error records)."""
 
     def __init__(
         self,

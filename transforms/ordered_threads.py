@@ -32,8 +32,8 @@ class StageThreads:
     """One stage's threads in a worker process, shared by every instance of its DoFn (runners that run several
     bundles at once in a process hold one instance per bundle thread: the threads stay `threads`, not a pool each).
 
-    A plain class, not the executor itself, because `shared.Shared` keeps a weak reference to what it holds:
-    when the last DoFn instance lets go, the executor is collected and its idle threads exit.
+    Held through `shared.Shared`, which keeps only a weak reference: when the last DoFn instance lets go, the
+    executor is collected and its idle threads exit.
     """
 
     def __init__(self, threads: int, name: str) -> None:
@@ -49,12 +49,10 @@ def stage_threads(handle: shared.Shared, tag: str, threads: int, name: str) -> S
 
 @dataclasses.dataclass(frozen=True)
 class _Pending:
-    """An element's work in flight, and where its result belongs."""
+    """An element's work in flight, and where its result belongs (its timestamp, window and pane, no value)."""
 
     future: concurrent.futures.Future
-    timestamp: Any
-    windows: tuple
-    pane_info: Any
+    template: WindowedValue
 
 
 class OrderedThreads(Generic[In, Out]):
@@ -64,9 +62,8 @@ class OrderedThreads(Generic[In, Out]):
     are ready, waiting for the oldest only when too many are in flight), `finish()` in finish_bundle. Results
     come as (result, windowed template): the caller wraps its output with `template.with_value(...)`, so each
     output keeps its own element's timestamp, window and pane even when it is handed on while another
-    element is being processed. An exception raised by `function`
-    is raised again, on the bundle's thread, when its element's turn comes: the bundle fails as it would
-    have without the threads.
+    element is being processed. An exception raised by `function` is raised again, on the bundle's thread,
+    when its element's turn comes: the bundle fails as it would have without the threads.
     """
 
     def __init__(self, function: Callable[[In], Out], threads: StageThreads) -> None:
@@ -84,7 +81,7 @@ class OrderedThreads(Generic[In, Out]):
     def submit(self, element: In, timestamp: Any, window: Any, pane_info: Any) -> Iterator[tuple[Out, WindowedValue]]:
         """Queue one element's work; yield the oldest results that are done (and wait while too many are in flight)."""
         future = self._threads.executor.submit(self._function, element)
-        self._pending.append(_Pending(future, timestamp, (window,), pane_info))
+        self._pending.append(_Pending(future, WindowedValue(None, timestamp, (window,), pane_info)))
         while self._pending and (len(self._pending) > self._max_in_flight or self._pending[0].future.done()):
             yield self._hand_on(self._pending.popleft())
 
@@ -95,8 +92,7 @@ class OrderedThreads(Generic[In, Out]):
 
     @staticmethod
     def _hand_on(pending: _Pending) -> tuple[Out, WindowedValue]:
-        template = WindowedValue(None, pending.timestamp, pending.windows, pending.pane_info)
-        return pending.future.result(), template
+        return pending.future.result(), pending.template
 
 
 class OrderedThreadsDoFn(beam.DoFn):

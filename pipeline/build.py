@@ -68,6 +68,7 @@ class AuditPlan:
     litert_flatbuffer: bytes | None = None  # the checked LiteRT model, staged by prepare_output for the workers
     explainer: str = ""  # method and target layer, for the start-up line
     image_threads: ImageThreads = ImageThreads()  # per-image stages' threads, settled on each worker
+    redistribute: bool = True  # reshuffle the manifest's rows over the workers (not on a single local worker)
 
 
 def new_run_id() -> str:
@@ -132,6 +133,14 @@ def local_worker_processes(options: PipelineOptions) -> int:
         return 1
     # Beam's FnApiRunner reads 0 as one worker per core.
     return direct.direct_num_workers or os.cpu_count() or 1
+
+
+def local_single_worker(options: PipelineOptions) -> bool:
+    """Whether the run is a local one on a single worker (Beam's default there): one bundle at a time."""
+    if runner_kind(options) not in ("direct", "fnapi"):
+        return False
+    # Beam's FnApiRunner reads 0 as one worker per core.
+    return (options.view_as(DirectOptions).direct_num_workers or os.cpu_count() or 1) == 1
 
 
 def dataflow_process_per_vcpu(options: PipelineOptions) -> bool:
@@ -325,6 +334,7 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         litert_flatbuffer=litert_flatbuffer,
         explainer=explainer,
         image_threads=ImageThreads(options.image_threads, cores_per_process(options)),
+        redistribute=not local_single_worker(options),
     )
 
 
@@ -338,7 +348,7 @@ def build_audit(
     `inference` replaces the inference stage (LoadedImage -> InferredImage; default `InferCams`):
     the benchmark's RunInference alternative swaps that one stage and shares the rest.
     """
-    entries = pipeline | "ReadManifest" >> ReadManifest(plan.manifest, plan.csv_columns, plan.labels)
+    entries = pipeline | "ReadManifest" >> ReadManifest(plan.manifest, plan.csv_columns, plan.labels, plan.redistribute)
     if plan.done_paths:
         entries = entries | "SkipDone" >> beam.Filter(lambda entry, done: entry.image_path not in done, plan.done_paths)
     images, error_records = entries | "LoadImages" >> LoadImages(

@@ -193,6 +193,16 @@ def test_local_worker_processes_share_the_cores(monkeypatch: pytest.MonkeyPatch)
     assert build.cores_per_process(spelled) == 2
 
 
+def test_only_a_single_local_worker_skips_redistributing_the_manifest(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(build.os, "cpu_count", lambda: 4)
+    for argv in ([], ["--runner", "DirectRunner"], ["--direct_running_mode", "multi_threading"]):
+        assert build.local_single_worker(PipelineOptions(argv)), argv
+    for argv in (["--direct_num_workers", "2"], ["--direct_num_workers", "0"],
+                 ["--direct_running_mode", "multi_processing", "--direct_num_workers", "2"],
+                 ["--runner", "DataflowRunner"], ["--runner", "PortableRunner"], ["--runner", "DaskRunner"]):
+        assert not build.local_single_worker(PipelineOptions(argv)), argv
+
+
 def test_prepare_output_probes_the_folder_before_deleting_anything(
     tiny_archive: TinyArchive, tiny_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

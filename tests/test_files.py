@@ -5,6 +5,9 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+import pytest
+from apache_beam.io.filesystems import FileSystems
+
 from transforms import files
 
 
@@ -63,3 +66,20 @@ def test_rename_and_read_lines(tmp_path: Path) -> None:
     files.rename(str(tmp_path / "a.txt"), str(tmp_path / "b.txt"))
     assert not (tmp_path / "a.txt").exists()
     assert list(files.read_lines(str(tmp_path / "b.txt"))) == [b"one\r\n", "two é\n".encode(), b"\n", b"three"]
+
+
+def test_local_reads_fail_as_beams_local_filesystem_does(tmp_path: Path) -> None:
+    # Local paths skip FileSystems' lookup; a reader's errors must stay the ones describe_read_error names.
+    (tmp_path / "folder").mkdir()
+    for path, error in ((tmp_path / "missing.png", FileNotFoundError), (tmp_path / "folder", IsADirectoryError)):
+        for read in (files.read_bytes, lambda where: FileSystems.open(where).read()):
+            with pytest.raises(error):
+                read(str(path))
+
+
+def test_local_atomic_write_makes_its_folders_and_leaves_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "heatmaps" / "valid" / "XR_HAND" / "image1.png.jpg"
+    files.write_bytes_atomic(str(target), b"jpg")
+    files.write_bytes_atomic(str(target.with_name("image2.png.jpg")), b"jpg 2")  # the folder exists now
+    assert sorted(p.name for p in target.parent.iterdir()) == ["image1.png.jpg", "image2.png.jpg"]
+    assert files.read_bytes(str(target)) == b"jpg"

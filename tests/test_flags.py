@@ -12,6 +12,7 @@ from transforms.flags import (
     border_peak,
     box_count,
     burned_in_peak,
+    grey_percentiles,
     image_flags,
     off_body_peak,
     text_like_pixels,
@@ -42,6 +43,21 @@ def test_border_peak_margin() -> None:
     assert not border_peak(10, 100, 300, 200, 0.05)
     assert border_peak(150, 190, 300, 200, 0.05)  # 9 px from the bottom edge
     assert not border_peak(150, 100, 300, 200, 0.05)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 100, 101, 11_583])
+def test_grey_percentiles_equal_numpys_bit_for_bit(size: int) -> None:
+    rng = np.random.default_rng(size)
+    samples = [
+        rng.integers(0, 256, size, dtype=np.uint8),
+        (rng.integers(0, 3, size) * 100).astype(np.uint8),  # few levels: many ties
+        np.clip(rng.normal(128, 40, (size, 1)), 0, 255).astype(np.uint8),  # 2-D
+        np.full(size, 37, dtype=np.uint8),
+    ]
+    for grey in samples:
+        for percents in ((1, 99), (0, 100), (50,), (2.5, 97.5), (33.3, 66.7)):
+            expected = tuple(float(value) for value in np.percentile(grey, percents))
+            assert grey_percentiles(grey, percents) == expected, (grey, percents)
 
 
 def test_off_body_peak_on_background_only() -> None:

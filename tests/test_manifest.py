@@ -5,19 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import apache_beam as beam
+import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.conftest import TinyArchive, local_pipeline
 from transforms.manifest import ReadManifest, inspect_manifest
 
 
-def test_read_manifest_mura_skips_blank_lines(tiny_archive: TinyArchive) -> None:
+@pytest.mark.parametrize("redistribute", [True, False])
+def test_read_manifest_mura_skips_blank_lines(tiny_archive: TinyArchive, redistribute: bool) -> None:
     fmt, columns = inspect_manifest(str(tiny_archive.manifest), "auto")
     assert fmt == "mura" and columns is None
     expected = sorted([*tiny_archive.good, *tiny_archive.bad])
     with local_pipeline() as p:
-        paths = p | ReadManifest(str(tiny_archive.manifest), columns) | beam.Map(lambda e: e.image_path)
-        assert_that(paths, equal_to(expected))
+        entries = p | ReadManifest(str(tiny_archive.manifest), columns, redistribute=redistribute)
+        assert_that(entries | beam.Map(lambda e: e.image_path), equal_to(expected))
+    names = [transform.unique_name for transform in p.to_runner_api().components.transforms.values()]
+    assert any("Redistribute" in name for name in names) == redistribute, names
 
 
 def test_read_manifest_csv_with_header_and_labels(tmp_path: Path) -> None:

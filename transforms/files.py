@@ -1,7 +1,13 @@
-"""The one place cam-audit reads, writes, lists, renames and deletes files: Beam FileSystems for every scheme."""
+"""The one place cam-audit reads, writes, lists, renames and deletes files: Beam FileSystems for every scheme.
+
+Per-image reads and heatmap writes on a local disk go through the os calls Beam's LocalFileSystem
+makes underneath, without its per-call scheme lookup and folder creation (bench/README.md, session 6):
+the same files and the same errors.
+"""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -10,6 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+
+from transforms.output_paths import is_uri
 
 # Files being written carry this name until they are complete; a folder's debris matches it.
 TEMP_PREFIX = ".cam-audit-tmp-"
@@ -22,6 +30,9 @@ def exists(path: str) -> bool:
 
 def read_bytes(path: str) -> bytes:
     """All bytes of a file on any FileSystems path, with no decompression by extension."""
+    if not is_uri(path):
+        with open(path, "rb") as handle:  # what LocalFileSystem.open does for an uncompressed file
+            return handle.read()
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
         return handle.read()
 
@@ -66,9 +77,26 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
     A retried bundle writes the same deterministic `path` again and the rename replaces it, so a
     file is never half-written and never duplicated.
     """
+    if not is_uri(path):
+        _write_local_atomic(path, data)
+        return
     temp = temp_path(path)
     write_bytes(temp, data)
     rename(temp, path)
+
+
+def _write_local_atomic(path: str, data: bytes) -> None:
+    """write_bytes_atomic on a local disk: folders made only when the first open finds none."""
+    folder = os.path.dirname(path)
+    temp = os.path.join(folder, TEMP_PREFIX + uuid.uuid4().hex)
+    try:
+        handle = open(temp, "wb")
+    except FileNotFoundError:
+        os.makedirs(folder, exist_ok=True)
+        handle = open(temp, "wb")
+    with handle:
+        handle.write(data)
+    os.replace(temp, path)
 
 
 def matching(pattern: str) -> list[str]:

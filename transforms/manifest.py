@@ -77,9 +77,12 @@ class ReadManifest(beam.PTransform):
     The file is read whole by a `FlatMap` behind a one-element `Create`, not by `ReadFromText`:
     `Create` is the one root every runner translates (Beam 2.77's DaskRunner cannot translate the
     `Read` that `ReadFromText` expands to), and a manifest is one line per image, small beside the
-    images it names, so giving up ReadFromText's splitting of the file costs little. Rows are
-    redistributed after the read so that, on every runner, the expensive stages that follow run in
-    parallel instead of fused behind the one reader.
+    images it names, so giving up ReadFromText's splitting of the file costs little. With
+    `redistribute` (the default) rows are redistributed after the read so that the expensive stages
+    that follow run in parallel instead of fused behind the one reader. A runner with a single worker
+    (Beam's local runner as it starts by default) has nothing to spread them over: there the
+    redistribution only encodes and decodes every entry (bench/README.md, session 6), and the
+    launcher leaves it out.
     """
 
     def __init__(
@@ -87,17 +90,19 @@ class ReadManifest(beam.PTransform):
         manifest_path: str,
         columns: list[str] | None,
         labels: dict[str, int] | None = None,
+        redistribute: bool = True,
     ) -> None:
         super().__init__()
         self._path = manifest_path
         self._columns = columns
         self._labels = labels
+        self._redistribute = redistribute
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
-        return (
+        entries = (
             pbegin
             | "ManifestPath" >> beam.Create([self._path])
             | "ReadLines" >> beam.FlatMap(manifest_lines)
             | "ParseLines" >> beam.ParDo(_ParseManifestLine(self._columns, self._labels))
-            | "Redistribute" >> beam.Reshuffle()
         )
+        return entries | "Redistribute" >> beam.Reshuffle() if self._redistribute else entries

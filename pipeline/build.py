@@ -126,21 +126,22 @@ def runner_kind(options: PipelineOptions) -> str:
     return name.removesuffix("runner") or "direct"
 
 
+def local_workers(options: PipelineOptions) -> int:
+    """Workers Beam's local runner runs (threads or processes, by --direct_running_mode); 0 reads as one per core."""
+    return options.view_as(DirectOptions).direct_num_workers or os.cpu_count() or 1
+
+
 def local_worker_processes(options: PipelineOptions) -> int:
     """SDK worker processes a local run starts on this machine: >1 only for multi_processing."""
     direct = options.view_as(DirectOptions)
     if runner_kind(options) not in ("direct", "fnapi") or direct.direct_running_mode != "multi_processing":
         return 1
-    # Beam's FnApiRunner reads 0 as one worker per core.
-    return direct.direct_num_workers or os.cpu_count() or 1
+    return local_workers(options)
 
 
 def local_single_worker(options: PipelineOptions) -> bool:
     """Whether the run is a local one on a single worker (Beam's default there): one bundle at a time."""
-    if runner_kind(options) not in ("direct", "fnapi"):
-        return False
-    # Beam's FnApiRunner reads 0 as one worker per core.
-    return (options.view_as(DirectOptions).direct_num_workers or os.cpu_count() or 1) == 1
+    return runner_kind(options) in ("direct", "fnapi") and local_workers(options) == 1
 
 
 def dataflow_process_per_vcpu(options: PipelineOptions) -> bool:

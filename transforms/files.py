@@ -65,10 +65,15 @@ def rename(source: str, destination: str) -> None:
     FileSystems.rename([source], [destination])
 
 
+def temp_name() -> str:
+    """A unique temporary file name, short whatever the final name (long names stay under 255 bytes)."""
+    return TEMP_PREFIX + uuid.uuid4().hex
+
+
 def temp_path(path: str) -> str:
-    """A unique temporary name beside `path`, short whatever `path`'s name (long names stay under 255 bytes)."""
+    """A unique temporary name beside `path` (temp_name in its folder)."""
     folder, _ = FileSystems.split(path)
-    return FileSystems.join(folder, TEMP_PREFIX + uuid.uuid4().hex)
+    return FileSystems.join(folder, temp_name())
 
 
 def write_bytes_atomic(path: str, data: bytes) -> None:
@@ -88,7 +93,7 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
 def _write_local_atomic(path: str, data: bytes) -> None:
     """write_bytes_atomic on a local disk: folders made only when the first open finds none."""
     folder = os.path.dirname(path)
-    temp = os.path.join(folder, TEMP_PREFIX + uuid.uuid4().hex)
+    temp = os.path.join(folder, temp_name())
     try:
         handle = open(temp, "wb")
     except FileNotFoundError:

@@ -105,4 +105,6 @@ class ReadManifest(beam.PTransform):
             | "ReadLines" >> beam.FlatMap(manifest_lines)
             | "ParseLines" >> beam.ParDo(_ParseManifestLine(self._columns, self._labels))
         )
-        return entries | "Redistribute" >> beam.Reshuffle() if self._redistribute else entries
+        if not self._redistribute:
+            return entries
+        return entries | "Redistribute" >> beam.Reshuffle()

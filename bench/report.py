@@ -30,11 +30,20 @@ class Measurements:
     # label -> cores other processes kept busy during each of its measurements (same order as walls)
     other_cores: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     methods: dict[str, Any] = dataclasses.field(default_factory=dict)  # bench.methods: label -> figures
+    # label -> (started, ended) of each measurement on the bench's monotonic clock, and the cores the host
+    # stole meanwhile (same order as walls); limits and non-model figures carry the same keys in their dicts.
+    spans: dict[str, list[tuple[float, float]]] = dataclasses.field(default_factory=dict)
+    steal_cores: dict[str, list[float]] = dataclasses.field(default_factory=dict)
 
-    def record(self, label: str, seconds: float, other_cores: float) -> None:
-        """Append one wall time, and the other-process load during it, under its label."""
+    def record(
+        self, label: str, seconds: float, other_cores: float, span: tuple[float, float] = (0.0, 0.0),
+        steal_cores: float = 0.0,
+    ) -> None:
+        """Append one wall time, the other-process load during it, when it ran and the host's steal, under its label."""
         self.walls.setdefault(label, []).append(seconds)
         self.other_cores.setdefault(label, []).append(other_cores)
+        self.spans.setdefault(label, []).append(span)
+        self.steal_cores.setdefault(label, []).append(steal_cores)
 
     def best_limit(self, layouts: Sequence[str], model: str = "model") -> dict[str, Any]:
         """The fastest limit measurement of a model in any of `layouts`; raises ValueError when there is none."""

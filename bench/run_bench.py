@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.brackets import PIPELINE_LAYOUT
 from bench.forward import LIMIT_LAYOUTS, LITERT_LAYOUT
 from bench.machine import environment, select_device, visible_device
 from bench.noise import OtherLoad
 from bench.report import BASE_SUFFIX, MIB, Measurements, render_rss, render_table, render_targets
-from bench.targets import NOISY_CORES, round_by_round, summarise
+from bench.targets import NOISY_CORES, issue_14_round_lines, summarise
 from bench.workload import (
     IMAGE_SIZE,
     MODEL_FILE,
@@ -95,14 +96,20 @@ def cam_audit_flags(args: argparse.Namespace) -> list[str]:
 
 
 def measure_apart(command: list[str]) -> tuple[dict[str, Any], float]:
-    """`python -m bench.measure COMMAND` in a fresh process: (its JSON result, other processes' cores meanwhile)."""
+    """`python -m bench.measure COMMAND` in a fresh process: (its JSON result, other processes' cores meanwhile).
+
+    The result also says when the process ran ("started", "ended": the bench's monotonic clock, which places
+    every measurement between its neighbours) and how many cores the host stole meanwhile ("steal_cores").
+    """
+    started = time.monotonic()
     with OtherLoad() as other:
         completed = subprocess.run([sys.executable, "-m", "bench.measure", *command], cwd=REPO_ROOT,
                                    capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         raise RuntimeError(f"bench.measure {' '.join(command[:2])} failed (exit {completed.returncode}):\n"
                            f"{completed.stderr[-4000:]}")
-    return json.loads(completed.stdout.strip().splitlines()[-1]), other.cores
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    return {**result, "started": started, "ended": time.monotonic(), "steal_cores": other.steal_cores}, other.cores
 
 
 def timed_run(label: str, pipeline: str, argv: list[str], expected_rows: int, results: Measurements) -> None:
@@ -122,9 +129,9 @@ def timed_run(label: str, pipeline: str, argv: list[str], expected_rows: int, re
     if len(statuses) != expected_rows or statuses.count("ok") != expected_rows:
         raise RuntimeError(f"{label}: expected {expected_rows} ok rows, got {len(statuses)} "
                            f"({statuses.count('ok')} ok)")
-    results.record(label, seconds, other_cores)
-    print(f"[bench] {label}: {expected_rows} images in {seconds:.2f} s (other processes: {other_cores:.2f} cores)",
-          flush=True)
+    results.record(label, seconds, other_cores, (measured["started"], measured["ended"]), measured["steal_cores"])
+    print(f"[bench] {label}: {expected_rows} images in {seconds:.2f} s (other processes: {other_cores:.2f} cores, "
+          f"host steal {measured['steal_cores']:.2f})", flush=True)
 
 
 def share_with_peak(output: Path) -> float:
@@ -178,22 +185,37 @@ def timed_pair(
 
 
 def measure_round(paths: dict[str, Path], args: argparse.Namespace, results: Measurements) -> None:
-    """One round side by side: the limits and the non-model loop, then cam-audit (jpg) on each backend,
-    RunInference, and the near-free model, each pipeline as a pair."""
+    """One round. Each of issue 14's end-to-end pairs sits between two brackets -- its backend's bare forward
+    pass in the pipeline's layout and the non-model loop, measured just before and just after it -- because this
+    VM's speed moves within minutes and a ratio is only as good as the distance between its two figures
+    (bench/brackets.py). Consecutive pairs share the bracket between them. TensorFlow's default layout (issue 4's
+    other limit) and RunInference run once per round."""
     litert = "litert" not in args.skip
-    measure_limit(paths, args, results, (*LIMIT_LAYOUTS, *([LITERT_LAYOUT] if litert else [])))
-    measure_non_model(paths, args, results, SEED)
-    timed_pair("cam_audit_jpg", "cam_audit", paths, args, results, ["--backend", "litert" if litert else "tensorflow"])
+    backend = ["--backend", "litert" if litert else "tensorflow"]
+    seed_layouts = [PIPELINE_LAYOUT, *([LITERT_LAYOUT] if litert else [])]
+
+    def seed_bracket() -> None:
+        measure_limit(paths, args, results, seed_layouts)
+        measure_non_model(paths, args, results, SEED)
+
+    measure_limit(paths, args, results, [layout for layout in LIMIT_LAYOUTS if layout != PIPELINE_LAYOUT])
+    seed_bracket()
     if litert:
         timed_pair("cam_audit_jpg_tensorflow", "cam_audit", paths, args, results, ["--backend", "tensorflow"])
+        seed_bracket()
+    timed_pair("cam_audit_jpg", "cam_audit", paths, args, results, backend)
+    seed_bracket()
     if "runinference" not in args.skip:
         # TensorFlow: the alternative runs its own Keras model; a LiteRT conversion in its launcher would be waste.
         timed_pair("runinference_jpg", "runinference", paths, args, results, ["--backend", "tensorflow"])
     if "near_free" not in args.skip:
-        measure_limit(paths, args, results, [LITERT_LAYOUT if litert else "cam_audit"], NEAR_FREE)
-        measure_non_model(paths, args, results, NEAR_FREE)
-        timed_pair("near_free_jpg", "cam_audit", paths, args, results,
-                   ["--backend", "litert" if litert else "tensorflow"], model=NEAR_FREE)
+        def near_free_bracket() -> None:
+            measure_limit(paths, args, results, [LITERT_LAYOUT if litert else PIPELINE_LAYOUT], NEAR_FREE)
+            measure_non_model(paths, args, results, NEAR_FREE)
+
+        near_free_bracket()
+        timed_pair("near_free_jpg", "cam_audit", paths, args, results, backend, model=NEAR_FREE)
+        near_free_bracket()
 
 
 def measure_variants(paths: dict[str, Path], args: argparse.Namespace, results: Measurements) -> None:
@@ -286,10 +308,10 @@ def print_report(results: Measurements, args: argparse.Namespace, device: str) -
         print(render_methods(results.methods))
     print("\nTargets (ratios measured side by side in this run; timings are never asserted in tests):")
     print(render_targets(targets))
-    rounds = round_by_round(results, args)
+    rounds = issue_14_round_lines(results, args)
     if rounds:
-        print("Issue 14's ratios round by round (each from one round's own figures; the verdicts above take each "
-              "line's best over the rounds):")
+        print("Issue 14's ratios round by round, each pair against its limits measured just before and just after "
+              "it (the verdicts above: the median over the rounds):")
         print("\n".join(rounds))
     print(f"\nNoise: '(noisy)' marks figures taken while other processes kept more than {NOISY_CORES} of "
           f"{os.cpu_count()} cores busy: re-run those on a quiet machine (bench.json has the load per measurement).")

@@ -1,23 +1,32 @@
-"""Issue 4's targets, judged from one run's raw figures, and the table rows that show them."""
+"""Issues 4 and 14's targets, judged from one run's raw figures, and the table rows that show them."""
 
 from __future__ import annotations
 
 import argparse
+import statistics
 from typing import Any
 
-from bench.forward import LIMIT_IMAGES, LIMIT_LAYOUTS, LITERT_LAYOUT
+from bench.brackets import (
+    PIPELINE_LAYOUT,
+    Bracketed,
+    bracketed_rounds,
+    essential_denominator,
+    essential_lines,
+    forward_denominator,
+    median_ratio,
+    round_lines,
+    spread_text,
+)
+from bench.forward import LIMIT_IMAGES, LIMIT_LAYOUTS
 from bench.report import (
-    BASE_SUFFIX,
     MIB,
     Measurements,
     Row,
     SteadyRate,
     Target,
     best_steady_rate,
-    essential_limit,
     growth,
     ratio,
-    steady_rate,
 )
 
 TARGET_LIMIT_RATIO = 0.7
@@ -98,102 +107,70 @@ def summarise(results: Measurements, args: argparse.Namespace) -> tuple[list[Row
                         f"ours {speedup:.1f}x", f"model loaded once; heatmaps only, no records{noisy(noise)}"))
         targets.append(Target("speed-up over the classic recipe", f">= {TARGET_CLASSIC_SPEEDUP:.0f}x",
                               f"{speedup:.1f}x{noisy(max(ours_noise, noise))}", speedup >= TARGET_CLASSIC_SPEEDUP))
-    essential_rows, essential = essential_targets(results, args, measured, limit, limit_noise)
+    essential_rows, essential = essential_targets(results, args, limit)
     rows += essential_rows
     targets += essential
     targets += rss_targets(results, args)
     return rows, targets
 
 
-# (label of the end-to-end pair, model, limit layouts of its backend, description)
-ESSENTIAL_RUNS = (
-    ("cam_audit_jpg_tensorflow", "model", LIMIT_LAYOUTS, "seed model, TensorFlow"),
-    ("cam_audit_jpg", "model", (LITERT_LAYOUT,), "seed model, LiteRT"),
-    ("near_free_jpg", "near_free_model", (LITERT_LAYOUT, "cam_audit"), "near-free model"),
-)
+def issue_14_rounds(results: Measurements, args: argparse.Namespace) -> list[tuple[str, str, list[Bracketed]]]:
+    """Issue 14's bracketed lines (bench/brackets.py): (text, what the ratio is to, rounds), rounds never empty."""
+    n, base = args.images, args.base_images
+    found = [(line.text, "essential", bracketed_rounds(results, line.label, n, base,
+                                                       essential_denominator(results, line)))
+             for line in essential_lines(args.skip)]
+    if "litert" not in args.skip:
+        found.append(("LiteRT end to end / TF bare forward", "TF bare forward",
+                      bracketed_rounds(results, "cam_audit_jpg", n, base,
+                                       forward_denominator(results, PIPELINE_LAYOUT))))
+    return [(text, unit, rounds) for text, unit, rounds in found if rounds]
 
 
 def essential_targets(
-    results: Measurements, args: argparse.Namespace, measured: dict[str, SteadyRate], tensorflow_limit: float,
-    tensorflow_noise: float,
+    results: Measurements, args: argparse.Namespace, tensorflow_limit: float
 ) -> tuple[list[Row], list[Target]]:
-    """Issue 14: each end-to-end rate against its essential limit 1 / (1 / forward + 1 / non-model), and
-    the LiteRT run against TensorFlow's best bare forward pass."""
+    """Issue 14: each end-to-end line against its essential limit 1 / (1 / forward + 1 / non-model), and the
+    LiteRT run against TensorFlow's bare forward pass; every ratio bracketed, each verdict the rounds' median."""
     n, base = args.images, args.base_images
+    lines = {line.text: line for line in essential_lines(args.skip)}
     rows: list[Row] = []
     targets: list[Target] = []
     shown: set[str] = set()
-    for label, model, layouts, text in ESSENTIAL_RUNS:
-        non_model = results.best_non_model(model)
-        forward = [limit for limit in results.limits if limit["layout"] in layouts and limit.get("model") == model]
-        if label in results.walls and label not in measured:
-            measured[label] = best_steady_rate(results, label, n, base)
-        if non_model is None or not forward or label not in measured:
+    for text, _, rounds in issue_14_rounds(results, args):
+        ratio_median, noise = median_ratio(rounds), max(r.other_cores for r in rounds)
+        measured = f"{ratio_median:.2f}x{noisy(noise)} ({spread_text(rounds)})"
+        if text not in lines:  # the LiteRT run against TensorFlow's bare forward
+            targets.append(Target(text, f">= {TARGET_OVER_TENSORFLOW_FORWARD}x", measured,
+                                  ratio_median >= TARGET_OVER_TENSORFLOW_FORWARD))
             continue
-        top = max(forward, key=lambda limit: limit["images_per_second"])
-        ceiling = essential_limit(top["images_per_second"], non_model["images_per_second"])
-        rate = measured[label]
-        noise = max(rate.other_cores, top["other_cores"], non_model["other_cores"])
-        rows.append(Row(f"bare forward, {text}", min(n, LIMIT_IMAGES), None, top["images_per_second"],
-                        f"{top['images_per_second'] / tensorflow_limit:.2f}x limit",
-                        f"{top['backend']}, {layout_text(top)}{noisy(top['other_cores'])}"))
-        if model not in shown:  # one row per model; both seed-model backends share it
-            shown.add(model)
-            rows.append(Row(f"non-model tight loop ({text.split(',')[0]})", non_model["images"],
-                            non_model["seconds"], non_model["images_per_second"], "",
-                            f"{non_model['processes']} process(es): read, decode, resize, overlay, JPEG"
-                            f"{noisy(non_model['other_cores'])}"))
-        rows.append(Row(f"essential limit, {text}", n - base, None, ceiling, "", "1 / (1/forward + 1/non-model)"))
-        rows.append(Row(f"end to end, {text}", n - base, rate.extra_seconds, rate.images_per_second,
-                        f"{rate.images_per_second / ceiling:.2f}x essential", ""))
-        targets.append(Target(f"end to end / essential, {text}", f">= {TARGET_ESSENTIAL_RATIO}x",
-                              f"{rate.images_per_second / ceiling:.2f}x{noisy(noise)}",
-                              rate.images_per_second / ceiling >= TARGET_ESSENTIAL_RATIO))
-    if "cam_audit_jpg" in measured and "litert" not in args.skip:
-        rate = measured["cam_audit_jpg"]
-        over = rate.images_per_second / tensorflow_limit
-        targets.append(Target("LiteRT end to end / TF bare forward", f">= {TARGET_OVER_TENSORFLOW_FORWARD}x",
-                              f"{over:.2f}x{noisy(max(rate.other_cores, tensorflow_noise))}",
-                              over >= TARGET_OVER_TENSORFLOW_FORWARD))
+        line = lines[text]
+        forward = [m for m in results.limits if m["layout"] == line.layout and m.get("model", "model") == line.model]
+        median_forward = statistics.median(m["images_per_second"] for m in forward)
+        rows.append(Row(f"bare forward, {text}", min(n, LIMIT_IMAGES), None, median_forward,
+                        f"{median_forward / tensorflow_limit:.2f}x limit",
+                        f"{forward[0]['backend']}, {layout_text(forward[0])}; median of {len(forward)}"))
+        if line.model not in shown:  # one row per model; both seed-model backends share it
+            shown.add(line.model)
+            loops = results.non_model[line.model]
+            rows.append(Row(f"non-model tight loop ({text.split(',')[0]})", loops[0]["images"], None,
+                            statistics.median(m["images_per_second"] for m in loops), "",
+                            f"{loops[0]['processes']} process(es): read, decode, resize, overlay, JPEG; "
+                            f"median of {len(loops)}"))
+        rows.append(Row(f"essential limit, {text}", n - base, None, statistics.median(r.denominator for r in rounds),
+                        "", "1 / (1/forward + 1/non-model), mean of the brackets; median of the rounds"))
+        rows.append(Row(f"end to end, {text}", n - base, None, statistics.median(r.end_to_end for r in rounds),
+                        f"{ratio_median:.2f}x essential", "median of the rounds' steady rates and bracketed ratios"))
+        targets.append(Target(f"end to end / essential, {text}", f">= {TARGET_ESSENTIAL_RATIO}x", measured,
+                              ratio_median >= TARGET_ESSENTIAL_RATIO))
     return rows, targets
 
 
-def round_by_round(results: Measurements, args: argparse.Namespace) -> list[str]:
-    """Issue 14's ratios from each round's own figures, one line per round.
-
-    The verdicts above divide the best figure of each line over all rounds; when the machine's speed drifts
-    between rounds, those figures can come from different rounds. Here every ratio's figures were taken in
-    the same round, minutes apart (the i-th measurement of each line belongs to round i).
-    """
-    n, base = args.images, args.base_images
-
-    def forward(model: str, layouts: tuple[str, ...], index: int) -> float | None:
-        rates = [[m["images_per_second"] for m in results.limits
-                  if m["layout"] == layout and m.get("model", "model") == model] for layout in layouts]
-        return max((figures[index] for figures in rates if len(figures) > index), default=None)
-
-    def end_to_end(label: str, index: int) -> float | None:
-        walls, base_walls = results.walls.get(label, []), results.walls.get(label + BASE_SUFFIX, [])
-        if len(walls) <= index or len(base_walls) <= index:
-            return None
-        return steady_rate(n, walls[index], base, base_walls[index])
-
+def issue_14_round_lines(results: Measurements, args: argparse.Namespace) -> list[str]:
+    """Every bracketed ratio of issue 14, round by round, with the drift of its denominator and the noise."""
     lines = []
-    rounds = max((len(walls) for walls in results.walls.values()), default=0)
-    for index in range(rounds):
-        tensorflow = forward("model", LIMIT_LAYOUTS, index)
-        parts = []
-        for label, model, layouts, text in ESSENTIAL_RUNS:
-            loops = results.non_model.get(model, [])
-            rate, bare = end_to_end(label, index), forward(model, layouts, index)
-            if rate is not None and bare is not None and len(loops) > index:
-                essential = essential_limit(bare, loops[index]["images_per_second"])
-                parts.append(f"{text}: {rate / essential:.2f}x essential")
-        litert = end_to_end("cam_audit_jpg", index)
-        if litert is not None and tensorflow and "litert" not in args.skip:
-            parts.append(f"LiteRT end to end / TF bare forward: {litert / tensorflow:.2f}x")
-        if parts:
-            lines.append(f"  round {index + 1}: " + "; ".join(parts))
+    for text, unit, rounds in issue_14_rounds(results, args):
+        lines += round_lines([(text, rounds)], unit)
     return lines
 
 

@@ -54,15 +54,17 @@ def non_model_image(data: bytes, input_size: tuple[int, int], cam: np.ndarray, t
 
 def _loop(files: Sequence[str], input_size: tuple[int, int], cam_size: tuple[int, int],
           min_seconds: float) -> tuple[int, float]:
-    """One process: whole passes over `files` (read from disk each time) until `min_seconds` have passed."""
-    from transforms import files as io
+    """One process: whole passes over `files` (read from disk each time) until `min_seconds` have passed.
 
+    Files are read with a plain `open`, as `transforms.files.read_bytes` reads local paths, without importing
+    Beam: the GPU probe (bench/gpu_probe.py) runs this loop on a machine that has none.
+    """
     cam = blob_cam(cam_size)
-    non_model_image(io.read_bytes(files[0]), input_size, cam)  # imports and first-call set-up, untimed
+    non_model_image(Path(files[0]).read_bytes(), input_size, cam)  # imports and first-call set-up, untimed
     images, start = 0, time.perf_counter()
     while True:
         for path in files:
-            non_model_image(io.read_bytes(path), input_size, cam)
+            non_model_image(Path(path).read_bytes(), input_size, cam)
             images += 1
         if time.perf_counter() - start >= min_seconds:
             return images, time.perf_counter() - start
@@ -70,7 +72,9 @@ def _loop(files: Sequence[str], input_size: tuple[int, int], cam_size: tuple[int
 
 def time_non_model(archive_root: Path, paths: Sequence[str], input_size: tuple[int, int],
                    cam_size: tuple[int, int], processes: int, min_seconds: float) -> NonModelRate:
-    """The non-model rate of `processes` processes side by side, each over its own share of `paths`."""
+    """The non-model rate of `processes` processes side by side, each over its own share of `paths` (relative to
+    `archive_root`, or absolute). Spawned, not forked: a parent holding TensorFlow's or JAX's threads would be
+    copied mid-flight."""
     shares = [[str(archive_root / path) for path in paths[index::processes]] for index in range(processes)]
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
         results = pool.starmap(_loop, [(share, input_size, cam_size, min_seconds) for share in shares])

@@ -282,3 +282,37 @@ def test_bare_forward_is_the_classifier_alone() -> None:
     probabilities, classes, maps = BareForward(model).traced()(batch)
     np.testing.assert_allclose(probabilities, model.predict(batch, verbose=0), atol=1e-6)
     assert list(classes) == list(probabilities.argmax(axis=1)) and maps.shape == (3, 1, 1)
+
+
+def test_gpu_probe_compares_outputs_image_by_image() -> None:
+    from bench.gpu_probe import compare_outputs
+
+    rng = np.random.default_rng(3)
+    cams = rng.normal(size=(4, 7, 7, 2)).astype(np.float32)
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]], dtype=np.float32)
+    reference = {"probabilities": probabilities, "cams": cams}
+    same = compare_outputs(reference, probabilities, cams)
+    assert (same["same_class"], same["same_cam_peak"], same["max_abs_dprob"], same["cam_rel_l2"]) == (4, 4, 0.0, 0.0)
+    moved = cams.copy()
+    moved[1, 0, 0, 1] = cams[1, :, :, 1].max() + 1.0  # image 1's peak moves to a corner of its class-1 map
+    shifted = probabilities + np.array([[0.0, 0.0], [0.0, 0.0], [-0.2, 0.2], [0.0, 0.0]], dtype=np.float32)
+    changed = compare_outputs(reference, shifted, moved)
+    assert (changed["same_class"], changed["same_cam_peak"]) == (3, 3)
+    assert changed["max_abs_dprob"] == pytest.approx(0.2)
+    assert changed["cam_rel_l2"] > 0 and changed["worst_image_cam_rel_l2"] >= changed["cam_rel_l2"]
+
+
+def test_gpu_probe_derives_the_limit_and_the_processes_that_feed_the_gpu() -> None:
+    from bench.gpu_probe import derived
+
+    model = {"forward": [{"variant": "jit_host", "precision": "default", "images_per_second": 900.0},
+                         {"variant": "jit_host", "precision": "highest", "images_per_second": 2000.0},
+                         {"variant": "jit_device", "precision": "default", "images_per_second": 3000.0}]}
+    loops = [{"processes": 1, "images_per_second": 150.0}, {"processes": 4, "images_per_second": 600.0},
+             {"processes": 8, "images_per_second": 1000.0}]
+    figures = derived(model, loops)
+    assert figures["forward_host_images_per_second"] == 900.0  # default precision only
+    assert figures["essential_limit_overlapped"] == 900.0  # the slower side: the GPU here
+    assert figures["essential_limit_serial"] == pytest.approx(1 / (1 / 900 + 1 / 1000))
+    assert figures["processes_to_feed_gpu_linear"] == pytest.approx(6.0)
+    assert figures["processes_to_feed_gpu_measured"] == 8

@@ -62,3 +62,11 @@ def test_threading_set_too_late_is_a_warning_not_a_failure(caplog: pytest.LogCap
         configure_tensorflow(intra_op_threads=in_force + 3)
     assert "TensorFlow started before cam-audit could set" in caplog.text
     assert tf.config.threading.get_intra_op_parallelism_threads() == in_force
+
+
+def test_float32_stays_float32_on_gpus() -> None:
+    import tensorflow as tf
+
+    tf.config.experimental.enable_tensor_float_32_execution(True)  # TensorFlow's own default
+    configure_tensorflow()
+    assert not tf.config.experimental.tensor_float_32_execution_enabled()

@@ -114,9 +114,10 @@ def gpu_names() -> list[str]:
 
 
 def configure_tensorflow(intra_op_threads: int = 0) -> list[str]:
-    """Enable GPU memory growth, so that no worker grabs a whole card; set the intra-op threads (0: default).
+    """Enable GPU memory growth, so that no worker grabs a whole card; keep float32 exact on GPUs (no TensorFloat-32);
+    set the intra-op threads (0: default).
 
-    Both settings only take before TensorFlow's runtime starts in this process (cam-audit's launcher
+    Memory growth and threads only take before TensorFlow's runtime starts in this process (cam-audit's launcher
     calls this first thing; workers call it before loading the model). If the runtime started
     earlier, the settings in force stand and a warning says so: results are the same, CPU forward
     passes only slower. Mixed precision is not set here: Keras' global policy does not change a
@@ -127,6 +128,13 @@ def configure_tensorflow(intra_op_threads: int = 0) -> list[str]:
     """
     import tensorflow as tf
 
+    # TensorFloat-32 is TensorFlow's default for float32 convolutions and matmuls on Ampere and newer GPUs: it
+    # rounds their inputs to a 10-bit mantissa. On an H200, the seed model through Keras on JAX at its default
+    # (reduced) precision gave CAMs ~1e-3 (relative L2) off TensorFlow's on a CPU, and ~2e-6 at full float32
+    # (bench/README.md). An audit's records must not depend on the card, and the speed it bought did not reach
+    # the end-to-end rate there (the per-image CPU work was the bound), so float32 means float32;
+    # --mixed_precision is the opt-in for speed. A no-op on CPUs.
+    tf.config.experimental.enable_tensor_float_32_execution(False)
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
         try:

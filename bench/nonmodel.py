@@ -59,6 +59,9 @@ def _loop(files: Sequence[str], input_size: tuple[int, int], cam_size: tuple[int
     Files are read with a plain `open`, as `transforms.files.read_bytes` reads local paths, without importing
     Beam: the GPU probe (bench/gpu_probe.py) runs this loop on a machine that has none.
     """
+    from transforms.allocator import keep_freed_memory
+
+    keep_freed_memory()  # as every cam-audit worker process does: the same work, the same allocator
     cam = blob_cam(cam_size)
     non_model_image(Path(files[0]).read_bytes(), input_size, cam)  # imports and first-call set-up, untimed
     images, start = 0, time.perf_counter()

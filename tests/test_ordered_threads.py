@@ -7,11 +7,16 @@ import time
 
 import pytest
 from apache_beam.transforms.window import GlobalWindow, IntervalWindow
-from apache_beam.utils.windowed_value import PaneInfo, PaneInfoTiming
+from apache_beam.utils.windowed_value import PaneInfo, PaneInfoTiming, WindowedValue
 
 from transforms.ordered_threads import IN_FLIGHT_PER_THREAD, OrderedThreads, StageThreads, stage_threads
 
 PANE = PaneInfo(True, True, PaneInfoTiming.ON_TIME, 0, 0)
+
+
+def windowed(value: object, timestamp: int = 0, window: object = None) -> WindowedValue:
+    """An element as Beam hands it to a DoFn: its value, timestamp, window and pane."""
+    return WindowedValue(value, timestamp, (window or GlobalWindow(),), PANE)
 
 
 def test_results_come_in_submission_order_whoever_finishes_first() -> None:
@@ -22,7 +27,7 @@ def test_results_come_in_submission_order_whoever_finishes_first() -> None:
 
     work = OrderedThreads(slow_first, StageThreads(3, "test"))
     work.start()
-    out = [result for n in range(6) for result, _ in work.submit(n, 0, GlobalWindow(), PANE)]
+    out = [result for n in range(6) for result, _ in work.submit(windowed(n))]
     out += [result for result, _ in work.finish()]
     assert out == [n * n for n in range(6)]
 
@@ -33,7 +38,7 @@ def test_each_result_keeps_its_own_elements_timestamp_window_and_pane() -> None:
     handed = []
     for n in range(5):
         window = IntervalWindow(10 * n, 10 * n + 10)
-        handed += work.submit(n, 10 * n + 1, window, PANE)
+        handed += work.submit(windowed(n, 10 * n + 1, window))
     handed += work.finish()
     values = [template.with_value(result) for result, template in handed]
     assert [value.value for value in values] == [100, 101, 102, 103, 104]
@@ -55,10 +60,10 @@ def test_submit_hands_on_only_what_is_done_and_waits_once_too_many_are_in_flight
     limit = threads * IN_FLIGHT_PER_THREAD
     # Up to the limit nothing is done, so submit returns at once with nothing.
     for n in range(limit):
-        assert list(work.submit(n, 0, GlobalWindow(), PANE)) == []
+        assert list(work.submit(windowed(n))) == []
     gate.set()
     # One more than the limit: the oldest is waited for and handed on (and any others already done).
-    out = [result for result, _ in work.submit(limit, 0, GlobalWindow(), PANE)]
+    out = [result for result, _ in work.submit(windowed(limit))]
     out += [result for result, _ in work.finish()]
     assert out == list(range(limit + 1))
 
@@ -74,7 +79,7 @@ def test_an_exception_is_raised_on_the_callers_thread_at_its_elements_turn() -> 
     out = []
     with pytest.raises(ValueError, match="bad element 2"):
         for n in range(4):
-            out += [result for result, _ in work.submit(n, 0, GlobalWindow(), PANE)]
+            out += [result for result, _ in work.submit(windowed(n))]
         out += [result for result, _ in work.finish()]
     assert out == [0, 1][: len(out)]
 
@@ -82,9 +87,9 @@ def test_an_exception_is_raised_on_the_callers_thread_at_its_elements_turn() -> 
 def test_start_forgets_what_a_failed_bundle_left_in_flight() -> None:
     work = OrderedThreads(lambda n: n, StageThreads(1, "test"))
     work.start()
-    list(work.submit("left over", 0, GlobalWindow(), PANE))
+    list(work.submit(windowed("left over")))
     work.start()  # the next bundle
-    out = [result for result, _ in work.submit("new", 0, GlobalWindow(), PANE)]
+    out = [result for result, _ in work.submit(windowed("new"))]
     out += [result for result, _ in work.finish()]
     assert out == ["new"]
 

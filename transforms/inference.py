@@ -15,6 +15,7 @@ import numpy as np
 from apache_beam.utils import shared
 from apache_beam.utils.windowed_value import WindowedValue
 
+from transforms.allocator import keep_freed_memory
 from transforms.backends.choice import BACKENDS, litert_predict, wants_litert
 from transforms.devices import (
     ForwardLayout,
@@ -163,7 +164,9 @@ class CamModelLoader:
         return process_cores(self.cores)
 
     def configure_process(self) -> ForwardLayout:
-        """Settle this process's forward layout and set TensorFlow up for it (before its runtime starts)."""
+        """Settle this process's forward layout, set TensorFlow up for it (before its runtime starts) and keep the
+        per-image buffers' freed memory in the process (transforms/allocator.py)."""
+        keep_freed_memory()
         layout = forward_layout(
             self.forward_threads, self.micro_batch_size, self.batch_size, bool(gpu_names()), self.process_cores(),
             affinity_cores(),
@@ -204,13 +207,11 @@ class CamModelLoader:
 
 @dataclasses.dataclass(frozen=True)
 class _BatchInFlight:
-    """A batch whose forward pass runs in the background, and the window its results belong to."""
+    """A batch whose forward pass runs in the background, and the batch as it came (its windows go to the results)."""
 
     images: list[LoadedImage]
     outputs: PendingForward
-    timestamp: Any
-    window: Any
-    pane_info: Any
+    windowed: WindowedValue
 
 
 class _CamInferenceDoFn(beam.DoFn):
@@ -253,15 +254,12 @@ class _CamInferenceDoFn(beam.DoFn):
             self._unreported_load_ms = None
 
     def process(
-        self,
-        batch: list[LoadedImage],
-        timestamp: Any = beam.DoFn.TimestampParam,
-        window: Any = beam.DoFn.WindowParam,
-        pane_info: Any = beam.DoFn.PaneInfoParam,
+        self, batch: list[LoadedImage], windowed: Any = beam.DoFn.WindowedValueParam
     ) -> Iterator[WindowedValue]:
+        # The windowed batch rather than WindowParam & co: see OrderedThreadsDoFn.process.
         assert self._model is not None
         inputs = [image.model_input for image in batch]
-        self._in_flight.append(_BatchInFlight(batch, self._model.submit(inputs), timestamp, window, pane_info))
+        self._in_flight.append(_BatchInFlight(batch, self._model.submit(inputs), windowed))
         # One batch queued behind the one being handed on keeps the forward threads busy meanwhile.
         while len(self._in_flight) > 1:
             yield from self._emit(self._in_flight.popleft())
@@ -277,7 +275,7 @@ class _CamInferenceDoFn(beam.DoFn):
         # Metrics are updated here, on the bundle's thread: Beam's metric containers are per thread.
         self._batch_ms.update(int(seconds * 1000))
         self._batch_size.update(len(in_flight.images))
-        windows = (in_flight.window,)
+        template = in_flight.windowed
         # Python numbers for the whole batch at once (the same values as float()/int() per element).
         probability_rows, class_list = probabilities.tolist(), classes.tolist()
         for index, image in enumerate(in_flight.images):
@@ -288,7 +286,7 @@ class _CamInferenceDoFn(beam.DoFn):
                 cam_shift=self._model.cam_shift,
                 faithfulness=faithfulness_scores(faithfulness, index),
             )
-            yield WindowedValue(InferredImage(image, prediction), in_flight.timestamp, windows, in_flight.pane_info)
+            yield template.with_value(InferredImage(image, prediction))
 
 
 def faithfulness_scores(arrays: Sequence[np.ndarray], index: int) -> FaithfulnessScores | None:

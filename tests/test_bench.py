@@ -222,10 +222,10 @@ def test_issue_14_targets_are_the_medians_of_bracketed_ratios() -> None:
     rows, targets = summarise(timeline.results, args)
     verdicts = {target.name: (target.measured.split(" (")[0], target.verdict) for target in targets}
     # Essential limits: 1/(1/100 + 1/600) = 85.7, 1/(1/200 + 1/600) = 150, 1/(1/800 + 1/600) = 342.9.
-    assert verdicts["end to end / essential, seed model, TensorFlow"] == ("0.93x", "PASS")
-    assert verdicts["end to end / essential, seed model, LiteRT"] == ("0.80x", "MISS")
-    assert verdicts["end to end / essential, near-free model"] == ("0.87x", "PASS")
-    assert verdicts["LiteRT end to end / TF bare forward"] == ("1.20x", "MISS")
+    assert verdicts["end to end / essential, seed model, TensorFlow"] == ("0.933x", "PASS")
+    assert verdicts["end to end / essential, seed model, LiteRT"] == ("0.800x", "MISS")
+    assert verdicts["end to end / essential, near-free model"] == ("0.875x", "PASS")
+    assert verdicts["LiteRT end to end / TF bare forward"] == ("1.200x", "MISS")
     assert "median of 3 bracketed round(s): 0.80, 0.80, 0.80" in next(
         t.measured for t in targets if t.name == "end to end / essential, seed model, LiteRT")
     table = {row.name: row for row in rows}
@@ -255,10 +255,10 @@ def test_a_bracketed_ratio_takes_its_limits_from_beside_its_own_pair() -> None:
     args = argparse.Namespace(images=1536, base_images=512, batch_size=32, skip={"rss", "near_free"}, rss_sizes=[1, 2])
     _, targets = summarise(timeline.results, args)
     verdicts = {target.name: target.measured.split(" (")[0] for target in targets}
-    assert verdicts["end to end / essential, seed model, LiteRT"] == "0.53x"
-    assert verdicts["end to end / essential, seed model, TensorFlow"] == "0.93x"  # before the slowdown
+    assert verdicts["end to end / essential, seed model, LiteRT"] == "0.533x"
+    assert verdicts["end to end / essential, seed model, TensorFlow"] == "0.933x"  # before the slowdown
     # TensorFlow's forward around the LiteRT pair: 100 before, 50 after; 60 / 75 = 0.80x.
-    assert verdicts["LiteRT end to end / TF bare forward"] == "0.80x"
+    assert verdicts["LiteRT end to end / TF bare forward"] == "0.800x"
 
 
 def test_methods_table_gives_ratios_to_the_bare_pass_and_the_faithfulness_cost() -> None:

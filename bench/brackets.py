@@ -149,7 +149,7 @@ def median_ratio(rounds: Sequence[Bracketed]) -> float:
 
 def spread_text(rounds: Sequence[Bracketed]) -> str:
     """'median of N bracketed rounds: a, b, c' for a target's measured column."""
-    ratios = ", ".join(f"{bracketed.ratio:.2f}" for bracketed in rounds)
+    ratios = ", ".join(f"{bracketed.ratio:.3f}" for bracketed in rounds)
     return f"median of {len(rounds)} bracketed round(s): {ratios}"
 
 
@@ -158,7 +158,7 @@ def round_lines(named_rounds: Sequence[tuple[str, Sequence[Bracketed]]], unit: s
     lines = []
     for text, rounds in named_rounds:
         for bracketed in rounds:
-            lines.append(f"  round {bracketed.round}, {text}: {bracketed.ratio:.2f}x {unit} (end to end "
+            lines.append(f"  round {bracketed.round}, {text}: {bracketed.ratio:.3f}x {unit} (end to end "
                          f"{bracketed.end_to_end:.1f} img/s; {unit} {bracketed.before:.1f} before, "
                          f"{bracketed.after:.1f} after, {bracketed.drift:+.0%}; other processes "
                          f"{bracketed.other_cores:.2f} cores, host steal {bracketed.steal_cores:.2f})")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 import platform
@@ -51,10 +50,10 @@ def image_files(folder: Path) -> list[Path]:
 
 
 def model_inputs(paths: Sequence[Path], size: tuple[int, int]) -> np.ndarray:
-    """N x h x w x 3 uint8 model inputs: the pipeline's decode and resize, whose float32 values are whole numbers."""
-    from transforms.imaging import load_model_input
+    """N x h x w x 3 uint8 model inputs: the pipeline's decode and resize (bench.workload), whose values are whole."""
+    from bench.workload import decode_inputs
 
-    return np.stack([load_model_input(path.read_bytes(), *size)[1].astype(np.uint8) for path in paths])
+    return decode_inputs(Path(), [str(path) for path in paths], size).astype(np.uint8)
 
 
 def tiled(inputs: np.ndarray, batch_size: int) -> np.ndarray:
@@ -63,14 +62,15 @@ def tiled(inputs: np.ndarray, batch_size: int) -> np.ndarray:
 
 
 def load_model(path: str) -> tuple[Any, str]:
-    """(Keras model, sha256 of its file), loaded as transforms.model_files does.
+    """(Keras model, sha256 of its file), loaded as transforms.model_files does, from a local path.
 
-    Not through load_keras_model: that reads through transforms.files, which imports apache_beam.
+    Not through load_keras_model, which reads any FileSystems path through Beam: the probe's machine has none.
     """
     import keras
 
-    data = Path(path).read_bytes()
-    return keras.saving.load_model(path, compile=False, safe_mode=True), hashlib.sha256(data).hexdigest()
+    from transforms.model_files import file_sha256
+
+    return keras.saving.load_model(path, compile=False, safe_mode=True), file_sha256(Path(path).read_bytes())
 
 
 def jitted_forward(cam_model: Any) -> Callable[[Any], list[Any]]:
@@ -281,11 +281,12 @@ def probe_model(
 
 
 def derived(model: dict[str, Any], non_model: list[dict[str, Any]]) -> dict[str, Any]:
-    """The essential limit on this machine and the CPU processes needed to keep the GPU's forward pass fed."""
+    """The essential limit on this machine and the CPU processes needed to keep the GPU's forward pass fed, at full
+    float32: the precision cam-audit runs at (configure_tensorflow turns TensorFloat-32 off)."""
 
     def best(variant: str) -> float:
         rates = [run["images_per_second"] for run in model["forward"]
-                 if run["variant"] == variant and run["precision"] == "default"]  # fmt: skip
+                 if run["variant"] == variant and run["precision"] == "highest"]  # fmt: skip
         return max(rates, default=0.0)
 
     forward_host, forward_device = best("jit_host"), best("jit_device")

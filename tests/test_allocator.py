@@ -6,11 +6,13 @@ import ctypes
 import ctypes.util
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import transforms.allocator as allocator
 
+ROOT = Path(__file__).resolve().parents[1]
 # Run in a process of its own (the settings are process-wide): how many bytes of mapped (not arena) memory a
 # 24 MiB buffer adds, read from glibc's mallinfo2 (hblkhd: bytes in mmapped regions).
 _MAPPED_BYTES_OF_A_BUFFER = """
@@ -41,7 +43,7 @@ def _glibc_with_mallinfo2() -> bool:
 def test_a_buffer_under_the_raised_threshold_comes_from_the_arena_not_a_fresh_mapping() -> None:
     def mapped_bytes(mode: str) -> int:
         completed = subprocess.run([sys.executable, "-c", _MAPPED_BYTES_OF_A_BUFFER, mode], capture_output=True,
-                                   text=True, check=True)
+                                   text=True, check=True, cwd=ROOT)
         return int(completed.stdout.strip().splitlines()[-1])
 
     assert mapped_bytes("default") >= 24 * 1024 * 1024  # glibc maps a buffer this large afresh by default

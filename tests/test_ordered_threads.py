@@ -7,16 +7,17 @@ import time
 
 import pytest
 from apache_beam.transforms.window import GlobalWindow, IntervalWindow
-from apache_beam.utils.windowed_value import PaneInfo, PaneInfoTiming, WindowedValue
+from apache_beam.utils.windowed_value import PaneInfo, PaneInfoTiming
 
-from transforms.ordered_threads import IN_FLIGHT_PER_THREAD, OrderedThreads, StageThreads, stage_threads
+from transforms.ordered_threads import (
+    IN_FLIGHT_PER_THREAD,
+    OrderedThreads,
+    OrderedThreadsDoFn,
+    StageThreads,
+    stage_threads,
+)
 
 PANE = PaneInfo(True, True, PaneInfoTiming.ON_TIME, 0, 0)
-
-
-def windowed(value: object, timestamp: int = 0, window: object = None) -> WindowedValue:
-    """An element as Beam hands it to a DoFn: its value, timestamp, window and pane."""
-    return WindowedValue(value, timestamp, (window or GlobalWindow(),), PANE)
 
 
 def test_results_come_in_submission_order_whoever_finishes_first() -> None:
@@ -27,7 +28,7 @@ def test_results_come_in_submission_order_whoever_finishes_first() -> None:
 
     work = OrderedThreads(slow_first, StageThreads(3, "test"))
     work.start()
-    out = [result for n in range(6) for result, _ in work.submit(windowed(n))]
+    out = [result for n in range(6) for result, _ in work.submit(n, 0, GlobalWindow(), PANE)]
     out += [result for result, _ in work.finish()]
     assert out == [n * n for n in range(6)]
 
@@ -38,7 +39,7 @@ def test_each_result_keeps_its_own_elements_timestamp_window_and_pane() -> None:
     handed = []
     for n in range(5):
         window = IntervalWindow(10 * n, 10 * n + 10)
-        handed += work.submit(windowed(n, 10 * n + 1, window))
+        handed += work.submit(n, 10 * n + 1, window, PANE)
     handed += work.finish()
     values = [template.with_value(result) for result, template in handed]
     assert [value.value for value in values] == [100, 101, 102, 103, 104]
@@ -60,10 +61,10 @@ def test_submit_hands_on_only_what_is_done_and_waits_once_too_many_are_in_flight
     limit = threads * IN_FLIGHT_PER_THREAD
     # Up to the limit nothing is done, so submit returns at once with nothing.
     for n in range(limit):
-        assert list(work.submit(windowed(n))) == []
+        assert list(work.submit(n, 0, GlobalWindow(), PANE)) == []
     gate.set()
     # One more than the limit: the oldest is waited for and handed on (and any others already done).
-    out = [result for result, _ in work.submit(windowed(limit))]
+    out = [result for result, _ in work.submit(limit, 0, GlobalWindow(), PANE)]
     out += [result for result, _ in work.finish()]
     assert out == list(range(limit + 1))
 
@@ -79,7 +80,7 @@ def test_an_exception_is_raised_on_the_callers_thread_at_its_elements_turn() -> 
     out = []
     with pytest.raises(ValueError, match="bad element 2"):
         for n in range(4):
-            out += [result for result, _ in work.submit(windowed(n))]
+            out += [result for result, _ in work.submit(n, 0, GlobalWindow(), PANE)]
         out += [result for result, _ in work.finish()]
     assert out == [0, 1][: len(out)]
 
@@ -87,9 +88,9 @@ def test_an_exception_is_raised_on_the_callers_thread_at_its_elements_turn() -> 
 def test_start_forgets_what_a_failed_bundle_left_in_flight() -> None:
     work = OrderedThreads(lambda n: n, StageThreads(1, "test"))
     work.start()
-    list(work.submit(windowed("left over")))
+    list(work.submit("left over", 0, GlobalWindow(), PANE))
     work.start()  # the next bundle
-    out = [result for result, _ in work.submit(windowed("new"))]
+    out = [result for result, _ in work.submit("new", 0, GlobalWindow(), PANE)]
     out += [result for result, _ in work.finish()]
     assert out == ["new"]
 
@@ -101,3 +102,35 @@ def test_every_instance_of_a_stage_in_a_process_shares_its_threads() -> None:
     first = stage_threads(handle, "stage-a", 2, "test")
     assert stage_threads(handle, "stage-a", 2, "test") is first
     assert stage_threads(handle, "stage-b", 2, "test") is not first
+
+
+class _PlusHundred(OrderedThreadsDoFn):
+    """The smallest stage: n -> n + 100 on two threads."""
+
+    def __init__(self) -> None:
+        from transforms.devices import ImageThreads
+
+        super().__init__(ImageThreads(2), "test_plus_hundred")
+
+    def work(self, element: int) -> int:
+        return element + 100
+
+
+def test_an_element_in_several_windows_gives_a_result_in_each_of_them() -> None:
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that, equal_to
+    from apache_beam.transforms.window import SlidingWindows, TimestampedValue
+
+    from tests.conftest import local_pipeline
+
+    with local_pipeline() as pipeline:
+        windowed_results = (
+            pipeline
+            | beam.Create([1, 7])
+            | beam.Map(lambda n: TimestampedValue(n, n))
+            # t = 1 falls in [-5, 5) and [0, 10), t = 7 in [0, 10) and [5, 15)
+            | beam.WindowInto(SlidingWindows(size=10, period=5))
+            | beam.ParDo(_PlusHundred())
+            | beam.Map(lambda n, window=beam.DoFn.WindowParam: (n, int(window.start)))
+        )
+        assert_that(windowed_results, equal_to([(101, -5), (101, 0), (107, 0), (107, 5)]))

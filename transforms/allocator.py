@@ -5,6 +5,8 @@ size, the overlay, the encoded heatmap) on the stage threads. glibc gives each t
 free top of an arena back to the kernel once it exceeds a threshold it adapts to the freed sizes (or maps big
 buffers afresh), so the next image's buffers fault fresh pages in and the kernel zeroes them. Raising the two
 thresholds keeps that memory in the process for the next image: the numbers are in bench/README.md (session 7).
+What an arena keeps is memory it already held at its peak, so the process's peak memory does not grow; its memory
+between peaks stays nearer the peak (up to the trim threshold per thread arena).
 """
 
 from __future__ import annotations

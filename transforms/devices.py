@@ -129,11 +129,10 @@ def configure_tensorflow(intra_op_threads: int = 0) -> list[str]:
     import tensorflow as tf
 
     # TensorFloat-32 is TensorFlow's default for float32 convolutions and matmuls on Ampere and newer GPUs: it
-    # rounds their inputs to a 10-bit mantissa. On an H200, the seed model through Keras on JAX at its default
-    # (reduced) precision gave CAMs ~1e-3 (relative L2) off TensorFlow's on a CPU, and ~2e-6 at full float32
-    # (bench/README.md). An audit's records must not depend on the card, and the speed it bought did not reach
-    # the end-to-end rate there (the per-image CPU work was the bound), so float32 means float32;
-    # --mixed_precision is the opt-in for speed. A no-op on CPUs.
+    # rounds their inputs to a 10-bit mantissa, which moves the CAMs measurably off a CPU's (bench/README.md,
+    # session 7, measured on an H200 through Keras on JAX). An audit's records must not depend on the card, and
+    # by that machine's figures the per-image CPU work, not the forward pass, bounds a GPU worker, so float32
+    # means float32; --mixed_precision is the opt-in for speed. A no-op on CPUs.
     tf.config.experimental.enable_tensor_float_32_execution(False)
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:

@@ -207,11 +207,13 @@ class CamModelLoader:
 
 @dataclasses.dataclass(frozen=True)
 class _BatchInFlight:
-    """A batch whose forward pass runs in the background, and the batch as it came (its windows go to the results)."""
+    """A batch whose forward pass runs in the background, and the window its results belong to."""
 
     images: list[LoadedImage]
     outputs: PendingForward
-    windowed: WindowedValue
+    timestamp: Any
+    window: Any
+    pane_info: Any
 
 
 class _CamInferenceDoFn(beam.DoFn):
@@ -254,12 +256,15 @@ class _CamInferenceDoFn(beam.DoFn):
             self._unreported_load_ms = None
 
     def process(
-        self, batch: list[LoadedImage], windowed: Any = beam.DoFn.WindowedValueParam
+        self,
+        batch: list[LoadedImage],
+        timestamp: Any = beam.DoFn.TimestampParam,
+        window: Any = beam.DoFn.WindowParam,
+        pane_info: Any = beam.DoFn.PaneInfoParam,
     ) -> Iterator[WindowedValue]:
-        # The windowed batch rather than WindowParam & co: see OrderedThreadsDoFn.process.
         assert self._model is not None
         inputs = [image.model_input for image in batch]
-        self._in_flight.append(_BatchInFlight(batch, self._model.submit(inputs), windowed))
+        self._in_flight.append(_BatchInFlight(batch, self._model.submit(inputs), timestamp, window, pane_info))
         # One batch queued behind the one being handed on keeps the forward threads busy meanwhile.
         while len(self._in_flight) > 1:
             yield from self._emit(self._in_flight.popleft())
@@ -275,7 +280,7 @@ class _CamInferenceDoFn(beam.DoFn):
         # Metrics are updated here, on the bundle's thread: Beam's metric containers are per thread.
         self._batch_ms.update(int(seconds * 1000))
         self._batch_size.update(len(in_flight.images))
-        template = in_flight.windowed
+        windows = (in_flight.window,)
         # Python numbers for the whole batch at once (the same values as float()/int() per element).
         probability_rows, class_list = probabilities.tolist(), classes.tolist()
         for index, image in enumerate(in_flight.images):
@@ -286,7 +291,7 @@ class _CamInferenceDoFn(beam.DoFn):
                 cam_shift=self._model.cam_shift,
                 faithfulness=faithfulness_scores(faithfulness, index),
             )
-            yield template.with_value(InferredImage(image, prediction))
+            yield WindowedValue(InferredImage(image, prediction), in_flight.timestamp, windows, in_flight.pane_info)
 
 
 def faithfulness_scores(arrays: Sequence[np.ndarray], index: int) -> FaithfulnessScores | None:

@@ -49,7 +49,7 @@ def stage_threads(handle: shared.Shared, tag: str, threads: int, name: str) -> S
 
 @dataclasses.dataclass(frozen=True)
 class _Pending:
-    """An element's work in flight, and the element as it came (its timestamp, windows and pane go to the result)."""
+    """An element's work in flight, and where its result belongs (its timestamp, window and pane, no value)."""
 
     future: concurrent.futures.Future
     template: WindowedValue
@@ -78,10 +78,10 @@ class OrderedThreads(Generic[In, Out]):
             pending.future.cancel()
         self._pending.clear()
 
-    def submit(self, windowed: WindowedValue) -> Iterator[tuple[Out, WindowedValue]]:
+    def submit(self, element: In, timestamp: Any, window: Any, pane_info: Any) -> Iterator[tuple[Out, WindowedValue]]:
         """Queue one element's work; yield the oldest results that are done (and wait while too many are in flight)."""
-        future = self._threads.executor.submit(self._function, windowed.value)
-        self._pending.append(_Pending(future, windowed))
+        future = self._threads.executor.submit(self._function, element)
+        self._pending.append(_Pending(future, WindowedValue(None, timestamp, (window,), pane_info)))
         while self._pending and (len(self._pending) > self._max_in_flight or self._pending[0].future.done()):
             yield self._hand_on(self._pending.popleft())
 
@@ -125,12 +125,15 @@ class OrderedThreadsDoFn(beam.DoFn):
         assert self._work is not None
         self._work.start()
 
-    def process(self, element: Any, windowed: Any = beam.DoFn.WindowedValueParam) -> Iterator[object]:
-        # The whole windowed element, not its timestamp, window and pane as three parameters: asking for
-        # WindowParam makes Beam rebuild the call's arguments for every element (the per-window invoker's slow
-        # path); the windowed value carries the same three, and its `with_value` is the result's template.
+    def process(
+        self,
+        element: Any,
+        timestamp: Any = beam.DoFn.TimestampParam,
+        window: Any = beam.DoFn.WindowParam,
+        pane_info: Any = beam.DoFn.PaneInfoParam,
+    ) -> Iterator[object]:
         assert self._work is not None
-        for result, template in self._work.submit(windowed):
+        for result, template in self._work.submit(element, timestamp, window, pane_info):
             yield self.hand_on(result, template)
 
     def finish_bundle(self) -> Iterator[object]:

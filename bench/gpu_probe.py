@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import platform
@@ -68,9 +69,9 @@ def load_model(path: str) -> tuple[Any, str]:
     """
     import keras
 
-    from transforms.model_files import file_sha256
-
-    return keras.saving.load_model(path, compile=False, safe_mode=True), file_sha256(Path(path).read_bytes())
+    # hashlib here, not transforms.model_files.file_sha256: that module imports transforms.files (Beam) at load.
+    model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    return model, hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def jitted_forward(cam_model: Any) -> Callable[[Any], list[Any]]:

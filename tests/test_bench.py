@@ -316,3 +316,15 @@ def test_gpu_probe_derives_the_limit_and_the_processes_that_feed_the_gpu() -> No
     assert figures["essential_limit_serial"] == pytest.approx(1 / (1 / 900 + 1 / 1000))
     assert figures["processes_to_feed_gpu_linear"] == pytest.approx(6.0)
     assert figures["processes_to_feed_gpu_measured"] == 8
+
+
+def test_gpu_workers_split_an_images_work_around_the_forward_pass(tiny_archive: TinyArchive) -> None:
+    from bench.gpu_workers import _decode, _render
+    from bench.nonmodel import blob_cam, non_model_image
+
+    data = (tiny_archive.root / tiny_archive.good[0]).read_bytes()
+    rgb, model_input = _decode(data, (32, 32))
+    assert model_input.shape == (32, 32, 3) and rgb.ndim == 3
+    # Decode before and render after the forward pass make the same heatmap as the non-model loop in one go.
+    cam = blob_cam((4, 4))
+    assert _render(rgb, cam) == non_model_image(data, (32, 32), cam)

@@ -116,7 +116,7 @@ def essential_denominator(
     results: Measurements, line: EssentialLine
 ) -> Callable[[float, float], tuple[list[dict[str, Any]], list[dict[str, Any]]] | None]:
     """For a pair's span: ([forward, non-model loop] just before, [forward, non-model loop] just after), or None."""
-    forward = [m for m in results.limits if m["layout"] == line.layout and m.get("model", "model") == line.model]
+    forward = results.limits_of([line.layout], line.model)
     loops = results.non_model.get(line.model, [])
 
     def sides(start: float, end: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
@@ -133,7 +133,7 @@ def forward_denominator(
     results: Measurements, layout: str, model: str = "model"
 ) -> Callable[[float, float], tuple[list[dict[str, Any]], list[dict[str, Any]]] | None]:
     """For a pair's span: ([bare forward] just before, [bare forward] just after), or None."""
-    forward = [m for m in results.limits if m["layout"] == layout and m.get("model", "model") == model]
+    forward = results.limits_of([layout], model)
 
     def sides(start: float, end: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
         before, after = adjacent(forward, start, end)
@@ -153,13 +153,10 @@ def spread_text(rounds: Sequence[Bracketed]) -> str:
     return f"median of {len(rounds)} bracketed round(s): {ratios}"
 
 
-def round_lines(named_rounds: Sequence[tuple[str, Sequence[Bracketed]]], unit: str) -> list[str]:
-    """One text line per round and line: the ratio, its denominator before and after, and the machine's noise."""
-    lines = []
-    for text, rounds in named_rounds:
-        for bracketed in rounds:
-            lines.append(f"  round {bracketed.round}, {text}: {bracketed.ratio:.3f}x {unit} (end to end "
-                         f"{bracketed.end_to_end:.1f} img/s; {unit} {bracketed.before:.1f} before, "
-                         f"{bracketed.after:.1f} after, {bracketed.drift:+.0%}; other processes "
-                         f"{bracketed.other_cores:.2f} cores, host steal {bracketed.steal_cores:.2f})")
-    return lines
+def round_lines(text: str, rounds: Sequence[Bracketed], unit: str) -> list[str]:
+    """One text line per round of a line: the ratio, its denominator before and after, and the machine's noise."""
+    return [f"  round {bracketed.round}, {text}: {bracketed.ratio:.3f}x {unit} (end to end "
+            f"{bracketed.end_to_end:.1f} img/s; {unit} {bracketed.before:.1f} before, "
+            f"{bracketed.after:.1f} after, {bracketed.drift:+.0%}; other processes "
+            f"{bracketed.other_cores:.2f} cores, host steal {bracketed.steal_cores:.2f})"
+            for bracketed in rounds]

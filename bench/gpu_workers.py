@@ -22,39 +22,21 @@ from typing import Any
 
 import numpy as np
 
-THRESHOLD = 0.2  # the pipeline's default CAM threshold
-
-
-def _decode(data: bytes, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(original RGB, model input) of one image, as the pipeline's decode stage makes them."""
-    from transforms.imaging import load_model_input
-
-    return load_model_input(data, *size)
-
-
-def _render(rgb: np.ndarray, cam: np.ndarray) -> int:
-    """One image's explain work after the forward pass; returns the heatmap's encoded size."""
-    from transforms.cam import explain_cam
-    from transforms.overlay import encode_image, render_overlay
-
-    height, width = rgb.shape[:2]
-    cam_full, _ = explain_cam(cam, width, height, THRESHOLD)
-    return len(encode_image(render_overlay(rgb, cam_full, THRESHOLD), "jpg"))
-
 
 def _worker(model_path: str, files: Sequence[str], batch_size: int, threads: int, seconds: float,
             start: Any) -> tuple[int, float]:
     """One emulated worker process: (images done, seconds) over `seconds` after a warm-up, started with the others."""
     os.environ.setdefault("KERAS_BACKEND", "jax")
     import jax
-    import keras
 
-    from bench.gpu_probe import jitted_forward
+    from bench.gpu_probe import jitted_forward, load_model
+    from bench.nonmodel import heatmap_size
     from transforms.cam_head import model_input_size
+    from transforms.imaging import load_model_input
     from transforms.methods.cam import build_cam_model
 
     jax.config.update("jax_default_matmul_precision", "highest")  # float32, as cam-audit runs (no TF32)
-    model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
+    model, _ = load_model(model_path)
     size = model_input_size(model)
     forward = jitted_forward(build_cam_model(model))
     datas = [Path(path).read_bytes() for path in files]
@@ -62,10 +44,10 @@ def _worker(model_path: str, files: Sequence[str], batch_size: int, threads: int
 
     def one_batch(index: int) -> int:
         chunk = [datas[(index + offset) % len(datas)] for offset in range(batch_size)]
-        decoded = list(pool.map(lambda data: _decode(data, size), chunk))
+        decoded = list(pool.map(lambda data: load_model_input(data, *size), chunk))
         probabilities, cams = (np.asarray(output) for output in forward(np.stack([d[1] for d in decoded])))
         classes = probabilities.argmax(axis=1)
-        list(pool.map(lambda i: _render(decoded[i][0], cams[i, :, :, classes[i]]), range(len(chunk))))
+        list(pool.map(lambda i: heatmap_size(decoded[i][0], cams[i, :, :, classes[i]]), range(len(chunk))))
         return len(chunk)
 
     one_batch(0)  # compile and warm up, untimed

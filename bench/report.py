@@ -45,11 +45,13 @@ class Measurements:
         self.spans.setdefault(label, []).append(span)
         self.steal_cores.setdefault(label, []).append(steal_cores)
 
+    def limits_of(self, layouts: Sequence[str], model: str = "model") -> list[dict[str, Any]]:
+        """Every limit measurement of a model in any of `layouts`, in the order they were taken."""
+        return [limit for limit in self.limits if limit["layout"] in layouts and limit.get("model", "model") == model]
+
     def best_limit(self, layouts: Sequence[str], model: str = "model") -> dict[str, Any]:
         """The fastest limit measurement of a model in any of `layouts`; raises ValueError when there is none."""
-        chosen = [limit for limit in self.limits
-                  if limit["layout"] in layouts and limit.get("model", "model") == model]
-        return max(chosen, key=lambda limit: limit["images_per_second"])
+        return max(self.limits_of(layouts, model), key=lambda limit: limit["images_per_second"])
 
     def best_non_model(self, model: str = "model") -> dict[str, Any] | None:
         """The fastest non-model tight-loop measurement of a model, or None."""

@@ -147,7 +147,7 @@ def essential_targets(
                                   ratio_median >= TARGET_OVER_TENSORFLOW_FORWARD))
             continue
         line = lines[text]
-        forward = [m for m in results.limits if m["layout"] == line.layout and m.get("model", "model") == line.model]
+        forward = results.limits_of([line.layout], line.model)
         median_forward = statistics.median(m["images_per_second"] for m in forward)
         rows.append(Row(f"bare forward, {text}", min(n, LIMIT_IMAGES), None, median_forward,
                         f"{median_forward / tensorflow_limit:.2f}x limit",
@@ -170,10 +170,7 @@ def essential_targets(
 
 def issue_14_round_lines(results: Measurements, args: argparse.Namespace) -> list[str]:
     """Every bracketed ratio of issue 14, round by round, with the drift of its denominator and the noise."""
-    lines = []
-    for text, unit, rounds in issue_14_rounds(results, args):
-        lines += round_lines([(text, rounds)], unit)
-    return lines
+    return [line for text, unit, rounds in issue_14_rounds(results, args) for line in round_lines(text, rounds, unit)]
 
 
 def rss_targets(results: Measurements, args: argparse.Namespace) -> list[Target]:

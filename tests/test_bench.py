@@ -319,12 +319,12 @@ def test_gpu_probe_derives_the_limit_and_the_processes_that_feed_the_gpu() -> No
 
 
 def test_gpu_workers_split_an_images_work_around_the_forward_pass(tiny_archive: TinyArchive) -> None:
-    from bench.gpu_workers import _decode, _render
-    from bench.nonmodel import blob_cam, non_model_image
+    from bench.nonmodel import blob_cam, heatmap_size, non_model_image
+    from transforms.imaging import load_model_input
 
     data = (tiny_archive.root / tiny_archive.good[0]).read_bytes()
-    rgb, model_input = _decode(data, (32, 32))
+    rgb, model_input = load_model_input(data, 32, 32)
     assert model_input.shape == (32, 32, 3) and rgb.ndim == 3
     # Decode before and render after the forward pass make the same heatmap as the non-model loop in one go.
     cam = blob_cam((4, 4))
-    assert _render(rgb, cam) == non_model_image(data, (32, 32), cam)
+    assert heatmap_size(rgb, cam) == non_model_image(data, (32, 32), cam)

@@ -11,6 +11,7 @@ import pipeline.build as build
 from pipeline.build import batch_bounds, plan_audit, prepare_output, previous_records
 from pipeline.options import CamAuditOptions, route_labels_flag
 from tests.conftest import TINY_INPUT, TinyArchive
+from transforms.inference import CamModelFacts
 
 
 def audit_options(argv: list[str]) -> CamAuditOptions:
@@ -136,11 +137,14 @@ def test_litert_model_is_converted_by_the_plan_and_staged_by_prepare_output(
     assert plan.litert_flatbuffer and not output.exists()  # converted, checked, nothing written yet
     assert plan.loader.backend == "litert"
     assert plan.loader.litert_model == (str(output / "model.tflite"), file_sha256(plan.litert_flatbuffer))
+    # What a worker needs to run the staged model without TensorFlow, read from the checked model.
+    assert plan.loader.model_facts == CamModelFacts(2, (0.0, 0.0), (TINY_INPUT, TINY_INPUT))
     prepare_output(plan)
     assert (output / "model.tflite").read_bytes() == plan.litert_flatbuffer
     tensorflow = plan_audit(audit_options([*base_args(tiny_archive, tiny_model_path, tmp_path / "tf"),
                                            "--backend", "tensorflow"]))
     assert tensorflow.litert_flatbuffer is None and tensorflow.loader.litert_model is None
+    assert tensorflow.loader.model_facts is None
 
 
 def test_model_without_the_cam_head_is_refused_by_cam_and_explained_by_hirescam(

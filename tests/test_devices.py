@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from transforms.devices import (
     cgroup_cpu_limit,
     configure_tensorflow,
     forward_layout,
+    gpu_driver_present,
     usable_cores,
 )
 
@@ -70,3 +72,11 @@ def test_float32_stays_float32_on_gpus() -> None:
     tf.config.experimental.enable_tensor_float_32_execution(True)  # TensorFlow's own default
     configure_tensorflow()
     assert not tf.config.experimental.tensor_float_32_execution_enabled()
+
+
+def test_a_gpu_driver_is_looked_for_without_tensorflow(tmp_path: Path) -> None:
+    absent, present = str(tmp_path / "nvidiactl"), tmp_path / "kfd"
+    assert not gpu_driver_present((absent,), platform="linux")
+    present.write_bytes(b"")
+    assert gpu_driver_present((absent, str(present)), platform="linux")
+    assert gpu_driver_present((absent,), platform="darwin")  # tensorflow-metal needs no device file

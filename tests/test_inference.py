@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
+import pickle
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +19,9 @@ from apache_beam.testing.util import assert_that, equal_to
 
 import transforms.inference as inference
 from tests.conftest import TINY_INPUT, loaded_image, local_pipeline, random_batch
+from transforms.backends.choice import checked_flatbuffer
 from transforms.inference import (
+    CamModelFacts,
     CamModelLoader,
     InferCams,
     PendingForward,
@@ -109,6 +115,91 @@ def test_loader_runs_litert_on_its_forward_threads_when_asked(tiny_model_path: P
     np.testing.assert_array_equal(classes, expected_classes)
     np.testing.assert_allclose(probabilities, expected_probabilities, rtol=0, atol=1e-4)
     np.testing.assert_allclose(maps, expected_maps, rtol=0, atol=1e-4 * float(np.abs(expected_maps).max()))
+
+
+def staged_litert_loader(model_path: Path, folder: Path, **options: object) -> CamModelLoader:
+    """A loader as the launcher hands it to workers: the checked flatbuffer staged in `folder`, with the facts."""
+    from transforms.model_files import file_sha256
+
+    flatbuffer = checked_flatbuffer(ClassicCam(keras.saving.load_model(model_path, compile=False)))
+    staged = folder / "model.tflite"
+    staged.write_bytes(flatbuffer)
+    facts = CamModelFacts(2, (0.0, 0.0), (TINY_INPUT, TINY_INPUT))
+    return CamModelLoader(str(model_path), backend="litert", litert_model=(str(staged), file_sha256(flatbuffer)),
+                          model_facts=facts, **options)  # type: ignore[arg-type]
+
+
+# Loads the pickled loader in a fresh interpreter, as a worker process does, on a machine taken to have no GPU
+# driver; prints which backend ran, whether TensorFlow or Keras were imported, and the outputs on a batch.
+_WORKER_LOAD = """
+import json, pickle, sys
+import numpy as np
+import transforms.inference as inference
+inference.gpu_driver_present = lambda: False
+loader = pickle.loads(open(sys.argv[1], "rb").read())
+loaded = loader.load_model()
+batch = np.load(sys.argv[2])
+(probabilities, classes, maps), _ = loaded.submit(batch).result()
+print(json.dumps({"backend": loaded.backend, "tensorflow": "tensorflow" in sys.modules, "keras": "keras" in sys.modules,
+                  "facts": [loaded.num_classes, list(loaded.cam_shift), list(loaded.input_size)],
+                  "probabilities": probabilities.tolist(), "classes": classes.tolist(), "maps": maps.tolist()}))
+"""
+
+
+def test_a_worker_runs_the_staged_litert_model_without_importing_tensorflow(
+    tiny_model_path: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("ai_edge_litert")
+    loader = staged_litert_loader(tiny_model_path, tmp_path, batch_size=4, forward_threads=2, micro_batch_size=2)
+    (tmp_path / "loader.pickle").write_bytes(pickle.dumps(loader))
+    batch = random_batch(4, seed=11)
+    np.save(tmp_path / "batch.npy", batch)
+    completed = subprocess.run(
+        [sys.executable, "-c", _WORKER_LOAD, str(tmp_path / "loader.pickle"), str(tmp_path / "batch.npy")],
+        capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1],
+    )
+    worker = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert worker["backend"] == "litert" and not worker["tensorflow"] and not worker["keras"]
+    reference = CamModelLoader(str(tiny_model_path), backend="tensorflow").load_model()
+    assert worker["facts"] == [reference.num_classes, list(reference.cam_shift), list(reference.input_size)]
+    expected_probabilities, expected_classes, expected_maps = reference.predict(batch)
+    np.testing.assert_array_equal(worker["classes"], expected_classes)
+    np.testing.assert_allclose(worker["probabilities"], expected_probabilities, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(worker["maps"], expected_maps, rtol=0, atol=1e-4 * float(np.abs(expected_maps).max()))
+
+
+def test_a_worker_asks_tensorflow_where_it_may_see_a_gpu_or_is_asked_for_it(
+    tiny_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("ai_edge_litert")
+    loader = staged_litert_loader(tiny_model_path, tmp_path)
+    monkeypatch.setattr(inference, "gpu_driver_present", lambda: False)
+    assert loader.runs_without_tensorflow()
+    monkeypatch.setattr(inference, "gpu_driver_present", lambda: True)
+    assert not loader.runs_without_tensorflow()  # TensorFlow decides: it would run the model on the GPU
+    monkeypatch.setattr(inference, "gpu_driver_present", lambda: False)
+    for attribute, value in (("faithfulness", True), ("model_facts", None), ("litert_model", None),
+                             ("backend", "tensorflow")):
+        changed = staged_litert_loader(tiny_model_path, tmp_path)
+        setattr(changed, attribute, value)
+        assert not changed.runs_without_tensorflow(), attribute
+
+
+def test_a_staged_model_this_workers_runtime_refuses_runs_on_tensorflow_with_one_warning(
+    tiny_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("ai_edge_litert")
+    loader = staged_litert_loader(tiny_model_path, tmp_path)
+    monkeypatch.setattr(inference, "gpu_driver_present", lambda: False)
+    refusals: list[int] = []
+    monkeypatch.setattr(inference, "litert_or_warn", lambda *args: refusals.append(1))  # warns, returns None
+
+    def no_second_try(*args: object) -> None:
+        raise AssertionError("LiteRT was tried a second time")
+
+    monkeypatch.setattr(inference, "litert_predict", no_second_try)
+    loaded = loader.load_model()
+    assert loaded.backend == "tensorflow" and refusals == [1]
 
 
 def test_loader_applies_mixed_precision_to_the_loaded_model(tiny_model_path: Path) -> None:

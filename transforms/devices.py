@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sys
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -104,6 +105,21 @@ def forward_layout(
         min(micro_batch_size or CPU_MICRO_BATCH_SIZE, batch_size),
         0 if intra_op_threads >= machine_cores else intra_op_threads,
     )
+
+
+# Where a GPU's driver shows itself on this machine: NVIDIA's device nodes and driver folder, AMD ROCm's
+# kernel driver. macOS is listed whole: tensorflow-metal shows its GPU to TensorFlow without such a file.
+GPU_DEVICE_PATHS = ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/kfd")
+
+
+def gpu_driver_present(paths: tuple[str, ...] = GPU_DEVICE_PATHS, platform: str = sys.platform) -> bool:
+    """Whether TensorFlow might see a GPU here, answered without importing it (False: it cannot).
+
+    A worker that runs a staged LiteRT model asks this first: where no GPU driver is present, TensorFlow
+    would list no GPU and pick LiteRT anyway, so the worker need not import it (~1 GB and seconds per
+    process). Where one is, the worker asks TensorFlow itself (`gpu_names`).
+    """
+    return platform == "darwin" or any(os.path.exists(path) for path in paths)
 
 
 def gpu_names() -> list[str]:

@@ -16,12 +16,13 @@ from apache_beam.utils import shared
 from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.allocator import keep_freed_memory
-from transforms.backends.choice import BACKENDS, litert_predict, wants_litert
+from transforms.backends.choice import BACKENDS, litert_or_warn, litert_predict, staged_flatbuffer, wants_litert
 from transforms.devices import (
     ForwardLayout,
     affinity_cores,
     configure_tensorflow,
     forward_layout,
+    gpu_driver_present,
     gpu_names,
     process_cores,
 )
@@ -66,6 +67,16 @@ class PendingForward:
         outputs = [part.result() for part in self.parts]
         joined = tuple(np.concatenate([output[0][i] for output in outputs]) for i in range(len(outputs[0][0])))
         return joined, max(output[2] for output in outputs) - min(output[1] for output in outputs)
+
+
+@dataclasses.dataclass(frozen=True)
+class CamModelFacts:
+    """What a worker must know of the model to run the launcher's staged LiteRT model without loading the Keras one
+    (and so without TensorFlow): the launcher reads them from the model it checked."""
+
+    num_classes: int
+    cam_shift: tuple[float, float]  # receptive-field offset of the CAM grid, in cells (0, 0 unaligned)
+    input_size: tuple[int, int]  # (height, width) the model takes
 
 
 class LoadedCamModel:
@@ -137,6 +148,7 @@ class CamModelLoader:
         cores: int = 0,
         backend: str = "tensorflow",
         litert_model: tuple[str, str] | None = None,
+        model_facts: CamModelFacts | None = None,
         target_layer: str | None = None,
         faithfulness: bool = False,
     ) -> None:
@@ -156,6 +168,9 @@ class CamModelLoader:
         # flatbuffer the launcher converted and checked, or None to convert on the worker.
         self.backend = backend
         self.litert_model = litert_model
+        # Set with `litert_model` by the launcher: the model's facts, so a worker without a GPU driver runs the
+        # staged flatbuffer without importing TensorFlow (`runs_without_tensorflow`).
+        self.model_facts = model_facts
         self.target_layer = target_layer
         self.faithfulness = faithfulness
 
@@ -163,18 +178,55 @@ class CamModelLoader:
         """CPU cores this worker process may use: its share of the machine, at most what it can see."""
         return process_cores(self.cores)
 
-    def configure_process(self) -> ForwardLayout:
-        """Settle this process's forward layout, set TensorFlow up for it (before its runtime starts) and keep the
-        per-image buffers' freed memory in the process (transforms/allocator.py)."""
+    def settle_layout(self, has_gpu: bool) -> ForwardLayout:
+        """This process's forward layout (the options' 0s settled on its cores), after keeping the per-image
+        buffers' freed memory in the process (transforms/allocator.py)."""
         keep_freed_memory()
-        layout = forward_layout(
-            self.forward_threads, self.micro_batch_size, self.batch_size, bool(gpu_names()), self.process_cores(),
+        return forward_layout(
+            self.forward_threads, self.micro_batch_size, self.batch_size, has_gpu, self.process_cores(),
             affinity_cores(),
         )
+
+    def configure_process(self) -> ForwardLayout:
+        """Settle this process's forward layout and set TensorFlow up for it (before its runtime starts)."""
+        layout = self.settle_layout(bool(gpu_names()))
         configure_tensorflow(layout.intra_op_threads)
         return layout
 
+    def runs_without_tensorflow(self) -> bool:
+        """Whether this worker runs the launcher's staged LiteRT model without importing TensorFlow: the launcher
+        staged it with the model's facts, nothing asks for TensorFlow (--faithfulness), and no GPU driver is present
+        (with one, TensorFlow is asked whether it sees a GPU, and would run the model there)."""
+        return (
+            self.litert_model is not None
+            and self.model_facts is not None
+            and not self.faithfulness
+            and wants_litert(self.backend, self.method, self.mixed_precision, has_gpu=False)
+            and not gpu_driver_present()
+        )
+
     def load_model(self) -> LoadedCamModel:
+        if self.runs_without_tensorflow():
+            assert self.litert_model is not None and self.model_facts is not None
+            layout = self.settle_layout(has_gpu=False)
+            predict = litert_or_warn(
+                staged_flatbuffer(self.litert_model), self.cam_class, layout.threads, self.litert_threads(layout),
+                layout.micro_batch_size,
+            )
+            if predict is not None:
+                facts = self.model_facts
+                return self._warmed_up(
+                    LoadedCamModel(predict, facts.num_classes, facts.cam_shift, layout, facts.input_size, "litert")
+                )
+            return self._load_with_tensorflow(try_litert=False)  # the runtime refused it, and said why
+        return self._load_with_tensorflow(try_litert=True)
+
+    def litert_threads(self, layout: ForwardLayout) -> int:
+        """XNNPACK threads per LiteRT interpreter: one interpreter per forward thread, the process's cores shared
+        out among them."""
+        return max(1, self.process_cores() // layout.threads)
+
+    def _load_with_tensorflow(self, try_litert: bool) -> LoadedCamModel:
         layout = self.configure_process()
         model, _ = load_keras_model(self.model_path)
         method = METHODS[self.method](model, self.preprocess, self.cam_class, self.target_layer)
@@ -183,26 +235,28 @@ class CamModelLoader:
             clone = mixed_precision_clone(model)
             method = METHODS[self.method](clone, self.preprocess, self.cam_class, self.target_layer)
         predict = method.traced()
-        if wants_litert(self.backend, self.method, self.mixed_precision, bool(gpu_names())):
-            # One interpreter per forward thread, the process's cores shared out among them.
-            num_threads = max(1, self.process_cores() // layout.threads)
-            litert = litert_predict(method, self.litert_model, layout.threads, num_threads, layout.micro_batch_size)
+        backend = "tensorflow"
+        if try_litert and wants_litert(self.backend, self.method, self.mixed_precision, bool(gpu_names())):
+            litert = litert_predict(
+                method, self.litert_model, layout.threads, self.litert_threads(layout), layout.micro_batch_size
+            )
             predict, backend = (litert, "litert") if litert is not None else (predict, "tensorflow")
-        else:
-            backend = "tensorflow"
         height, width = method.input_size
         faithfulness = None
         if self.faithfulness:
             map_size = (int(method.features.shape[1]), int(method.features.shape[2]))
             faithfulness = faithfulness_function(method.probabilities, (height, width), map_size, shift)
-        model_for_batches = LoadedCamModel(
-            predict, method.num_classes, shift, layout, (height, width), backend, faithfulness
+        return self._warmed_up(
+            LoadedCamModel(predict, method.num_classes, shift, layout, (height, width), backend, faithfulness)
         )
-        # Trace and warm up now, at the size of the calls the stage will make: the trace and oneDNN's
-        # per-shape kernel set-up are one-off costs of loading (model_load_ms), not of the first batch.
-        for size in warmup_sizes(self.batch_size, layout.micro_batch_size):
-            model_for_batches.submit(np.zeros((size, height, width, 3), dtype=np.float32)).result()
-        return model_for_batches
+
+    def _warmed_up(self, model: LoadedCamModel) -> LoadedCamModel:
+        """Trace and warm up now, at the size of the calls the stage will make: the trace and oneDNN's per-shape
+        kernel set-up are one-off costs of loading (model_load_ms), not of the first batch."""
+        height, width = model.input_size
+        for size in warmup_sizes(self.batch_size, model.layout.micro_batch_size):
+            model.submit(np.zeros((size, height, width, 3), dtype=np.float32)).result()
+        return model
 
 
 @dataclasses.dataclass(frozen=True)

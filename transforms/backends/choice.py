@@ -112,6 +112,27 @@ def flatbuffer_or_warn(method: CamMethod) -> bytes | None:
         return None
 
 
+def staged_flatbuffer(staged: tuple[str, str]) -> bytes:
+    """The flatbuffer the launcher staged at (path, sha256); ValueError if it changed since."""
+    flatbuffer = files.read_bytes(staged[0])
+    if file_sha256(flatbuffer) != staged[1]:
+        raise ValueError(f"the LiteRT model {staged[0]} changed since the launcher wrote it (SHA-256 differs)")
+    return flatbuffer
+
+
+def litert_or_warn(
+    flatbuffer: bytes, cam_class: int | None, interpreters: int, num_threads: int, batch_size: int
+) -> LiteRtCam | None:
+    """The LiteRT forward function over a checked flatbuffer; None, after one warning, when this worker's runtime
+    refuses it."""
+    try:
+        return LiteRtCam(flatbuffer, cam_class, interpreters, num_threads, batch_size)
+    except (RuntimeError, ValueError) as error:  # the runtime refusing an op on this worker
+        _LOGGER.warning("LiteRT backend not used, the model runs on TensorFlow instead: %s: %s",
+                        type(error).__name__, error)
+        return None
+
+
 def litert_predict(
     method: CamMethod, staged: tuple[str, str] | None, interpreters: int, num_threads: int, batch_size: int,
 ) -> Callable[[np.ndarray], Explained] | None:
@@ -121,18 +142,7 @@ def litert_predict(
         _LOGGER.warning("LiteRT backend not used, the model runs on TensorFlow instead: this worker lacks the "
                         "ai-edge-litert package (install cam-audit[litert] in the worker image)")
         return None
-    if staged is None:
-        flatbuffer = flatbuffer_or_warn(method)
-    else:
-        flatbuffer = files.read_bytes(staged[0])
-        if file_sha256(flatbuffer) != staged[1]:
-            raise ValueError(f"the LiteRT model {staged[0]} changed since the launcher wrote it (SHA-256 differs)")
+    flatbuffer = flatbuffer_or_warn(method) if staged is None else staged_flatbuffer(staged)
     if flatbuffer is None:
         return None
-    try:
-        return LiteRtCam(flatbuffer, method.cam_class, interpreters, num_threads, batch_size)
-    except (RuntimeError, ValueError) as error:  # the runtime refusing an op on this worker
-        _LOGGER.warning("LiteRT backend not used, the model runs on TensorFlow instead: %s: %s",
-                        type(error).__name__, error)
-        return None
-
+    return litert_or_warn(flatbuffer, method.cam_class, interpreters, num_threads, batch_size)

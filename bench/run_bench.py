@@ -184,6 +184,16 @@ def timed_pair(
     timed_run(name, pipeline, pipeline_argv(paths, args, "subset", name, cam_audit, model), args.images, results)
 
 
+def archive_scale_layout(litert: bool) -> list[str]:
+    """The local layout cam-audit picks itself for an archive of LOCAL_PROCESSES_MIN_IMAGES images or more
+    (pipeline/build.py: local_processes): one LiteRT worker process per core, without TensorFlow. The bench's pairs
+    are smaller than that, so it names the layout for them; TensorFlow runs keep Beam's one in-process worker."""
+    cores = usable_cores()
+    if not litert or cores < 2:
+        return []
+    return ["--direct_num_workers", str(cores), "--direct_running_mode", "multi_processing"]
+
+
 def measure_round(paths: dict[str, Path], args: argparse.Namespace, results: Measurements) -> None:
     """One round. Each of issue 14's end-to-end pairs sits between two brackets -- its backend's bare forward
     pass in the pipeline's layout and the non-model loop, measured just before and just after it -- because this
@@ -191,7 +201,7 @@ def measure_round(paths: dict[str, Path], args: argparse.Namespace, results: Mea
     (bench/brackets.py). Consecutive pairs share the bracket between them. TensorFlow's default layout (issue 4's
     other limit) and RunInference run once per round."""
     litert = "litert" not in args.skip
-    backend = ["--backend", "litert" if litert else "tensorflow"]
+    backend = ["--backend", "litert" if litert else "tensorflow", *archive_scale_layout(litert)]
     seed_layouts = [PIPELINE_LAYOUT, *([LITERT_LAYOUT] if litert else [])]
 
     def seed_bracket() -> None:

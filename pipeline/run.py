@@ -15,7 +15,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from apache_beam.runners.runner import PipelineRunner
 
 from pipeline.beam_metrics import read_metrics, render_metrics
-from pipeline.build import AuditPlan, build_audit, plan_audit, prepare_output
+from pipeline.build import AuditPlan, build_audit, plan_audit, prepare_output, with_local_processes
 from pipeline.consolidate import Consolidation, consolidate
 from pipeline.known_options import check_known_options
 from pipeline.options import CamAuditOptions, help_text, route_labels_flag
@@ -81,8 +81,7 @@ def progress_reporter(plan: AuditPlan) -> ProgressReporter | nullcontext:
     if plan.progress_dir is None:
         return nullcontext()
     # This run's rows: a resumed run only audits the manifest lines still without a record.
-    total = sum(count for path, count in plan.path_counts.items() if path not in plan.done_paths)
-    return ProgressReporter(plan.progress_dir, total, plan.progress_seconds)
+    return ProgressReporter(plan.progress_dir, plan.images_to_audit, plan.progress_seconds)
 
 
 def run(argv: list[str] | None = None) -> AuditSummary:
@@ -90,8 +89,13 @@ def run(argv: list[str] | None = None) -> AuditSummary:
     argv = route_labels_flag(list(sys.argv[1:] if argv is None else argv))
     check_known_options(argv)
     options = PipelineOptions(argv)
-    plan = plan_audit(options.view_as(CamAuditOptions))
+    plan = with_local_processes(plan_audit(options.view_as(CamAuditOptions)), options, argv)
     print(f"cam-audit: {plan.explainer}")
+    if plan.local_processes:
+        print(
+            f"cam-audit: {plan.local_processes} local worker processes, one per core, for {plan.images_to_audit} "
+            "images (--direct_num_workers 1 keeps one in-process worker)"
+        )
     prepare_output(plan)
     runner = None if options.view_as(StandardOptions).runner else local_runner(options)
     start = time.perf_counter()

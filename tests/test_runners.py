@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import pipeline.build as build
+import transforms.inference as inference
 from pipeline.run import run
 from tests.conftest import TinyArchive
 from tests.test_end_to_end import read_rows
@@ -101,6 +103,9 @@ def worker_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 MODES = {
     "in_memory": ([], 1),
     "multi_processing": (["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"], 2),
+    # No flags, on an archive taken as large enough (pipeline/build.py: with_local_processes) and 2 cores: cam-audit
+    # starts a LiteRT worker process per core itself, each without TensorFlow.
+    "local_processes_by_default": ([], 2),
     "portable_loopback": (["--runner", "PortableRunner", "--environment_type", "LOOPBACK"], 1),
     "portable_external": (["--runner", "PortableRunner", "--environment_type", "EXTERNAL"], 1),
 }
@@ -132,9 +137,16 @@ def reference(tiny_archive: TinyArchive, tiny_model_path: Path, tmp_path_factory
 @pytest.mark.parametrize("mode", list(MODES))
 def test_same_records_every_row_and_one_model_load_per_worker_process(
     mode: str, reference: dict, tiny_archive: TinyArchive, tiny_model_path: Path, tmp_path: Path,
-    request: pytest.FixtureRequest,
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
+    if mode == "local_processes_by_default":
+        pytest.importorskip("ai_edge_litert")
+        monkeypatch.setattr(build, "LOCAL_PROCESSES_MIN_IMAGES", 1)
+        monkeypatch.setattr(build, "usable_cores", lambda: 2)
+        monkeypatch.setattr(inference, "gpu_driver_present", lambda: False)
     result = reference if mode == "in_memory" else audit(mode, tiny_archive, tiny_model_path, tmp_path, request)
+    if mode == "local_processes_by_default":
+        assert "cam-audit: 2 local worker processes, one per core" in capsys.readouterr().out
     rows, metrics = result["rows"], result["info"]["metrics"]
     # Conservation: one row per manifest entry, each once, and the counters agree with the rows.
     assert sorted(rows) == sorted([*tiny_archive.good, *tiny_archive.bad])

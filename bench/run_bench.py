@@ -34,7 +34,7 @@ from bench.workload import (
     ensure_model,
     write_manifest,
 )
-from transforms.devices import usable_cores
+from transforms.devices import gpu_driver_present, usable_cores
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The two models: the seed's (MobileNetV2 alpha 1.0, 224 px) and a near-free one, whose forward pass
@@ -186,10 +186,10 @@ def timed_pair(
 
 def archive_scale_layout(litert: bool) -> list[str]:
     """The local layout cam-audit picks itself for an archive of LOCAL_PROCESSES_MIN_IMAGES images or more
-    (pipeline/build.py: local_processes): one LiteRT worker process per core, without TensorFlow. The bench's pairs
+    (pipeline/local_layout.py: local_processes): one LiteRT worker process per core, without TensorFlow. The bench's pairs
     are smaller than that, so it names the layout for them; TensorFlow runs keep Beam's one in-process worker."""
     cores = usable_cores()
-    if not litert or cores < 2:
+    if not litert or cores < 2 or gpu_driver_present():
         return []
     return ["--direct_num_workers", str(cores), "--direct_running_mode", "multi_processing"]
 

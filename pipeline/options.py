@@ -23,7 +23,8 @@ def help_text(prog: str = "python -m pipeline.run") -> str:
         epilog="Any Apache Beam option passes through (--runner, --direct_num_workers, "
         "--direct_running_mode, Dataflow's --project/--region/--temp_location/--setup_file, Flink's "
         "--flink_master, ...). Without --runner the job runs on Beam's local FnApiRunner: one in-process worker, "
-        "or one worker process per core for 5,000+ images run on LiteRT (pass --direct_num_workers to choose). "
+        "or one worker process per core for 5,000+ images run on LiteRT (--direct_num_workers or "
+        "--direct_running_mode choose for themselves). "
         "See `python -m apache_beam.examples.wordcount --help` for Beam's full list.",
     )
     CamAuditOptions._add_argparse_args(parser)

@@ -15,9 +15,10 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from apache_beam.runners.runner import PipelineRunner
 
 from pipeline.beam_metrics import read_metrics, render_metrics
-from pipeline.build import AuditPlan, build_audit, plan_audit, prepare_output, with_local_processes
+from pipeline.build import AuditPlan, build_audit, plan_audit, prepare_output
 from pipeline.consolidate import Consolidation, consolidate
 from pipeline.known_options import check_known_options
+from pipeline.local_layout import with_local_processes
 from pipeline.options import CamAuditOptions, help_text, route_labels_flag
 from pipeline.progress import ProgressReporter
 from pipeline.report import build_report

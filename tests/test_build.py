@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions
 
 import pipeline.build as build
-import transforms.inference as inference
 from pipeline.build import batch_bounds, plan_audit, prepare_output, previous_records
 from pipeline.options import CamAuditOptions, route_labels_flag
 from tests.conftest import TINY_INPUT, TinyArchive
@@ -234,46 +233,20 @@ def test_an_interrupted_runs_bundle_files_count_as_previous_records(tmp_path: Pa
     assert previous_records(str(tmp_path), overwrite=True) == [str(bundle)]
 
 
-def test_a_large_local_litert_run_gets_one_worker_process_per_core(
-    tiny_archive: TinyArchive, tiny_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("alignment", ["receptive_field", "naive"])
+def test_the_facts_handed_to_litert_workers_are_what_a_tensorflow_worker_finds(
+    tiny_archive: TinyArchive, tmp_path: Path, alignment: str
 ) -> None:
     pytest.importorskip("ai_edge_litert")
-    monkeypatch.setattr(build, "usable_cores", lambda: 4)
-    monkeypatch.setattr(build, "gpu_names", lambda: [])
-    monkeypatch.setattr(inference, "gpu_driver_present", lambda: False)
-    argv = [*base_args(tiny_archive, tiny_model_path, tmp_path / "out"), "--backend", "litert"]
-    plan = plan_audit(audit_options(argv))
-    monkeypatch.setattr(build, "LOCAL_PROCESSES_MIN_IMAGES", plan.images_to_audit)
-    options = PipelineOptions(argv)
-    chosen = build.with_local_processes(plan, options, argv)
-    direct = options.view_as(DirectOptions)
-    assert (direct.direct_num_workers, direct.direct_running_mode) == (4, "multi_processing")
-    assert chosen.local_processes == 4 and chosen.redistribute
-    assert chosen.loader.cores == 1 and chosen.image_threads.count() == 1  # each process on its own core
-    assert build.local_worker_processes(options) == 4
+    from reference.classifier import build_cam_classifier
+    from transforms.inference import CamModelLoader
 
-
-def test_the_local_runner_keeps_its_one_worker_unless_processes_pay_and_the_user_left_it_to_us(
-    tiny_archive: TinyArchive, tiny_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pytest.importorskip("ai_edge_litert")
-    monkeypatch.setattr(build, "usable_cores", lambda: 4)
-    monkeypatch.setattr(build, "gpu_names", lambda: [])
-    monkeypatch.setattr(inference, "gpu_driver_present", lambda: False)
-    argv = [*base_args(tiny_archive, tiny_model_path, tmp_path / "out"), "--backend", "litert"]
-    plan = plan_audit(audit_options(argv))
-    tensorflow_argv = [*base_args(tiny_archive, tiny_model_path, tmp_path / "tf"), "--backend", "tensorflow"]
-    tensorflow_plan = plan_audit(audit_options(tensorflow_argv))
-    monkeypatch.setattr(build, "LOCAL_PROCESSES_MIN_IMAGES", plan.images_to_audit)
-    for extra in (["--direct_num_workers", "1"], ["--direct_running_mode=in_memory"], ["--runner", "DirectRunner"]):
-        assert build.local_processes(plan, PipelineOptions([*argv, *extra]), [*argv, *extra]) == 0, extra
-    assert build.local_processes(tensorflow_plan, PipelineOptions(tensorflow_argv), tensorflow_argv) == 0
-    assert build.local_processes(plan, PipelineOptions(argv), argv) == 4
-    monkeypatch.setattr(build, "LOCAL_PROCESSES_MIN_IMAGES", plan.images_to_audit + 1)
-    assert build.local_processes(plan, PipelineOptions(argv), argv) == 0  # too few images to pay the start-up
-    monkeypatch.setattr(build, "LOCAL_PROCESSES_MIN_IMAGES", plan.images_to_audit)
-    monkeypatch.setattr(build, "usable_cores", lambda: 1)
-    assert build.local_processes(plan, PipelineOptions(argv), argv) == 0
-    unchanged = PipelineOptions(argv)
-    assert build.with_local_processes(plan, unchanged, argv) is plan
-    assert unchanged.view_as(DirectOptions).direct_running_mode == "in_memory"
+    # MobileNetV2's bottom/right padding moves its CAM cells off the naive grid (tests/test_receptive_field.py).
+    model_path = tmp_path / "mobilenet.keras"
+    build_cam_classifier(64, 0.35, feature_stride=16).save(model_path)
+    argv = [*base_args(tiny_archive, model_path, tmp_path / "out"), "--backend", "litert", "--cam_alignment", alignment]
+    facts = plan_audit(audit_options(argv)).loader.model_facts
+    aligned = alignment == "receptive_field"
+    worker = CamModelLoader(str(model_path), backend="tensorflow", align_cams=aligned).load_model()
+    assert facts == CamModelFacts(worker.num_classes, worker.cam_shift, worker.input_size)
+    assert facts.cam_shift == ((0.46875, 0.46875) if aligned else (0.0, 0.0))

@@ -168,12 +168,18 @@ def test_a_worker_runs_the_staged_litert_model_without_importing_tensorflow(
     np.testing.assert_allclose(worker["maps"], expected_maps, rtol=0, atol=1e-4 * float(np.abs(expected_maps).max()))
 
 
-def test_a_worker_asks_tensorflow_where_it_may_see_a_gpu_or_is_asked_for_it(
-    tiny_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def cpu_worker_loader(tiny_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CamModelLoader:
+    """The launcher's staged-LiteRT loader, on a worker taken to have no GPU driver."""
     pytest.importorskip("ai_edge_litert")
-    loader = staged_litert_loader(tiny_model_path, tmp_path)
     monkeypatch.setattr(inference, "gpu_driver_present", lambda: False)
+    return staged_litert_loader(tiny_model_path, tmp_path)
+
+
+def test_a_worker_asks_tensorflow_where_it_may_see_a_gpu_or_is_asked_for_it(
+    cpu_worker_loader: CamModelLoader, tiny_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loader = cpu_worker_loader
     assert loader.runs_without_tensorflow()
     monkeypatch.setattr(inference, "gpu_driver_present", lambda: True)
     assert not loader.runs_without_tensorflow()  # TensorFlow decides: it would run the model on the GPU
@@ -186,11 +192,9 @@ def test_a_worker_asks_tensorflow_where_it_may_see_a_gpu_or_is_asked_for_it(
 
 
 def test_a_staged_model_this_workers_runtime_refuses_runs_on_tensorflow_with_one_warning(
-    tiny_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cpu_worker_loader: CamModelLoader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytest.importorskip("ai_edge_litert")
-    loader = staged_litert_loader(tiny_model_path, tmp_path)
-    monkeypatch.setattr(inference, "gpu_driver_present", lambda: False)
+    loader = cpu_worker_loader
     refusals: list[int] = []
     monkeypatch.setattr(inference, "litert_or_warn", lambda *args: refusals.append(1))  # warns, returns None
 

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import pipeline.build as build
+import pipeline.local_layout as local_layout
 import transforms.inference as inference
 from pipeline.run import run
 from tests.conftest import TinyArchive
@@ -105,7 +106,7 @@ MODES = {
     "multi_processing": (["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"], 2),
     # No flags, on an archive taken as large enough (pipeline/build.py: with_local_processes) and 2 cores: cam-audit
     # starts a LiteRT worker process per core itself, each without TensorFlow.
-    "local_processes_by_default": ([], 2),
+    "local_processes_by_default": (["--backend", "litert"], 2),
     "portable_loopback": (["--runner", "PortableRunner", "--environment_type", "LOOPBACK"], 1),
     "portable_external": (["--runner", "PortableRunner", "--environment_type", "EXTERNAL"], 1),
 }
@@ -141,8 +142,10 @@ def test_same_records_every_row_and_one_model_load_per_worker_process(
 ) -> None:
     if mode == "local_processes_by_default":
         pytest.importorskip("ai_edge_litert")
-        monkeypatch.setattr(build, "LOCAL_PROCESSES_MIN_IMAGES", 1)
+        monkeypatch.setattr(local_layout, "LOCAL_PROCESSES_MIN_IMAGES", 1)
+        monkeypatch.setattr(local_layout, "usable_cores", lambda: 2)
         monkeypatch.setattr(build, "usable_cores", lambda: 2)
+        monkeypatch.setattr(build, "gpu_names", lambda: [])  # the launcher picks LiteRT on any host
         monkeypatch.setattr(inference, "gpu_driver_present", lambda: False)
     result = reference if mode == "in_memory" else audit(mode, tiny_archive, tiny_model_path, tmp_path, request)
     if mode == "local_processes_by_default":

@@ -107,17 +107,18 @@ def forward_layout(
     )
 
 
-# Where a GPU's driver shows itself on this machine: NVIDIA's device nodes and driver folder, AMD ROCm's
-# kernel driver. macOS is listed whole: tensorflow-metal shows its GPU to TensorFlow without such a file.
-GPU_DEVICE_PATHS = ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/kfd")
+# Device nodes a GPU's driver makes, which TensorFlow needs to use the GPU: NVIDIA's (Linux; WSL2's /dev/dxg;
+# Jetson's nvhost) and AMD ROCm's. macOS is taken whole: tensorflow-metal shows its GPU without such a file.
+GPU_DEVICE_PATHS = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/dev/nvhost-ctrl", "/dev/kfd")
 
 
 def gpu_driver_present(paths: tuple[str, ...] = GPU_DEVICE_PATHS, platform: str = sys.platform) -> bool:
-    """Whether TensorFlow might see a GPU here, answered without importing it (False: it cannot).
+    """Whether TensorFlow might see a GPU here, answered without importing it.
 
-    A worker that runs a staged LiteRT model asks this first: where no GPU driver is present, TensorFlow
-    would list no GPU and pick LiteRT anyway, so the worker need not import it (~1 GB and seconds per
-    process). Where one is, the worker asks TensorFlow itself (`gpu_names`).
+    A worker that runs a staged LiteRT model asks this first: with none of these present, TensorFlow has no GPU to
+    list and would pick LiteRT anyway, so the worker need not import it. With one present the worker asks
+    TensorFlow itself (`gpu_names`): a device node TensorFlow cannot use (CUDA_VISIBLE_DEVICES empty, no CUDA
+    libraries) costs that import, never a wrong backend.
     """
     return platform == "darwin" or any(os.path.exists(path) for path in paths)
 

@@ -17,6 +17,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.allocator import keep_freed_memory
 from transforms.backends.choice import BACKENDS, litert_or_warn, litert_predict, staged_flatbuffer, wants_litert
+from transforms.backends.litert import litert_installed
 from transforms.devices import (
     ForwardLayout,
     affinity_cores,
@@ -202,6 +203,7 @@ class CamModelLoader:
             and self.model_facts is not None
             and not self.faithfulness
             and wants_litert(self.backend, self.method, self.mixed_precision, has_gpu=False)
+            and litert_installed()  # --backend litert on a worker image without the package: TensorFlow's path warns
             and not gpu_driver_present()
         )
 

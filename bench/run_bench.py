@@ -186,8 +186,8 @@ def timed_pair(
 
 def archive_scale_layout(litert: bool) -> list[str]:
     """The local layout cam-audit picks itself for an archive of LOCAL_PROCESSES_MIN_IMAGES images or more
-    (pipeline/local_layout.py: local_processes): one LiteRT worker process per core, without TensorFlow. The bench's pairs
-    are smaller than that, so it names the layout for them; TensorFlow runs keep Beam's one in-process worker."""
+    (pipeline/local_layout.py: local_processes): one LiteRT worker process per core, without TensorFlow. The bench's
+    pairs are smaller than that, so it names the layout for them; TensorFlow runs keep Beam's one in-process worker."""
     cores = usable_cores()
     if not litert or cores < 2 or gpu_driver_present():
         return []

@@ -123,7 +123,7 @@ class CamAuditOptions(PipelineOptions):
             type=int,
             default=0,
             help="Threads each worker process gives each per-image stage: decoding, and CAM statistics + "
-            "heatmap + record. 0 (default): one per CPU core the process may use. Their work (OpenCV, "
+            "heatmap + record. 0 (default): one per CPU core the process may use, at least 2. Their work (OpenCV, "
             "numpy, file I/O) runs outside Python's GIL, so it spreads over the cores while Beam's "
             "bundle thread moves the images along.",
         )

@@ -45,6 +45,8 @@ def test_image_threads_are_the_request_or_one_per_core_of_the_process(monkeypatc
     assert ImageThreads(0, 2).count() == 2  # a worker process given 2 of the 8 cores
     assert ImageThreads(0, 16).count() == 8  # never more than the process can use
     assert ImageThreads(3, 2).count() == 3  # --image_threads stands as given
+    assert ImageThreads(0, 1).count() == 2  # a process given one core still gets two per stage
+    assert ImageThreads(1, 1).count() == 1  # unless asked for one
 
 
 def test_cgroup_cpu_limit_reads_quota_over_period() -> None:

@@ -40,7 +40,7 @@ def test_a_large_local_litert_run_gets_one_worker_process_per_core(
     direct = options.view_as(DirectOptions)
     assert (direct.direct_num_workers, direct.direct_running_mode) == (4, "multi_processing")
     assert chosen.local_processes == 4 and chosen.redistribute
-    assert chosen.loader.cores == 1 and chosen.image_threads.count() == 1  # each process on its own core
+    assert chosen.loader.cores == 1 and chosen.image_threads.count() == 2  # one core each, two threads per stage
     assert build.local_worker_processes(options) == 4
 
 

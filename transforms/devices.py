@@ -70,20 +70,26 @@ def process_cores(share: int) -> int:
     return min(share, usable) if share else usable
 
 
+# A per-image stage's automatic threads are never fewer than this, even for a process given one core (a worker
+# process per core, locally or on Dataflow): while one thread waits for the GIL or for its next element, the other
+# keeps the core busy (bench/README.md, session 8).
+MIN_IMAGE_THREADS = 2
+
+
 @dataclasses.dataclass(frozen=True)
 class ImageThreads:
     """Threads a worker process gives each per-image stage (decode; CAM statistics, heatmap and record).
 
     Settled on the worker, where its cores are known: `requested` (--image_threads), or 0 for one per
-    core the process may use (`cores`, its share of the machine; 0: all of it).
+    core the process may use (`cores`, its share of the machine; 0: all of it), at least MIN_IMAGE_THREADS.
     """
 
     requested: int = 0
     cores: int = 0
 
     def count(self) -> int:
-        """The number of threads, on this machine."""
-        return self.requested or process_cores(self.cores)
+        """The number of threads, on this machine: at least MIN_IMAGE_THREADS unless requested."""
+        return self.requested or max(MIN_IMAGE_THREADS, process_cores(self.cores))
 
 
 def forward_layout(

@@ -22,7 +22,7 @@ from transforms.explain import ExplainCams
 from transforms.flags import FlagThresholds
 from transforms.images import LoadImages
 from transforms.imaging import DEFAULT_MAX_PIXELS, DecodePolicy
-from transforms.inference import CamModelFacts, CamModelLoader, InferCams
+from transforms.inference import CamModelLoader, InferCams
 from transforms.manifest import ReadManifest, inspect_manifest, read_labels
 from transforms.methods import METHODS, default_method
 from transforms.model_files import file_sha256, load_keras_model
@@ -30,7 +30,6 @@ from transforms.mura import default_data_root
 from transforms.output_paths import heatmaps_dir, join_path, litert_model_path, progress_dir
 from transforms.overlay import DEFAULT_HEATMAP_MAX_SIDE
 from transforms.progress import ReportProgress
-from transforms.receptive_field import feature_grid
 from transforms.records import ROWS_PER_BUNDLE_FILE, WriteRecords
 from transforms.schema import RunFacts
 from transforms.studies import BuildStudies
@@ -298,8 +297,7 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
             loader.backend = "tensorflow"
         else:
             loader.litert_model = (litert_model_path(options.output), file_sha256(litert_flatbuffer))
-            shift = feature_grid(model, method.features).shift_cells() if loader.align_cams else (0.0, 0.0)
-            loader.model_facts = CamModelFacts(method.num_classes, shift, method.input_size)
+            loader.model_facts = loader.facts_of(model, method)
     del model, method  # the launcher only checks them; workers load their own copy
     run_id = options.run_id
     if committed is not None:

@@ -223,6 +223,12 @@ class CamModelLoader:
             return self._load_with_tensorflow(try_litert=False)  # the runtime refused it, and said why
         return self._load_with_tensorflow(try_litert=True)
 
+    def facts_of(self, model: Any, method: Any) -> CamModelFacts:
+        """The loaded model's facts as this loader explains it: the CAM grid's shift only with --cam_alignment
+        receptive_field (the launcher hands them to LiteRT workers; a TensorFlow worker reads them itself)."""
+        shift = feature_grid(model, method.features).shift_cells() if self.align_cams else (0.0, 0.0)
+        return CamModelFacts(method.num_classes, shift, method.input_size)
+
     def litert_threads(self, layout: ForwardLayout) -> int:
         """XNNPACK threads per LiteRT interpreter: one interpreter per forward thread, the process's cores shared
         out among them."""
@@ -232,7 +238,7 @@ class CamModelLoader:
         layout = self.configure_process()
         model, _ = load_keras_model(self.model_path)
         method = METHODS[self.method](model, self.preprocess, self.cam_class, self.target_layer)
-        shift = feature_grid(model, method.features).shift_cells() if self.align_cams else (0.0, 0.0)
+        shift = self.facts_of(model, method).cam_shift
         if self.mixed_precision:
             clone = mixed_precision_clone(model)
             method = METHODS[self.method](clone, self.preprocess, self.cam_class, self.target_layer)

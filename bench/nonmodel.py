@@ -40,23 +40,23 @@ def blob_cam(cam_size: tuple[int, int]) -> np.ndarray:
     return (np.exp(-distance / (2 * _CAM_BLOB_SIGMA**2)) * 5.0 - 1.0).astype(np.float32)
 
 
-def heatmap_size(rgb: np.ndarray, cam: np.ndarray, threshold: float = 0.2) -> int:
+def heatmap_size(pixels: np.ndarray, cam: np.ndarray, threshold: float = 0.2) -> int:
     """One image's work after the forward pass: its raw CAM upsampled to the image, the JET overlay and the JPEG
     encode; returns the heatmap's encoded size."""
     from transforms.cam import explain_cam
     from transforms.overlay import encode_image, render_overlay
 
-    height, width = rgb.shape[:2]
+    height, width = pixels.shape[:2]
     cam_full, _ = explain_cam(cam, width, height, threshold)
-    return len(encode_image(render_overlay(rgb, cam_full, threshold), "jpg"))
+    return len(encode_image(render_overlay(pixels, cam_full, threshold), "jpg"))
 
 
 def non_model_image(data: bytes, input_size: tuple[int, int], cam: np.ndarray, threshold: float = 0.2) -> int:
     """One image's non-model work on its bytes (decode and resize, then heatmap_size); the heatmap's encoded size."""
     from transforms.imaging import load_model_input
 
-    rgb, _ = load_model_input(data, *input_size)
-    return heatmap_size(rgb, cam, threshold)
+    pixels, _ = load_model_input(data, *input_size)
+    return heatmap_size(pixels, cam, threshold)
 
 
 def _loop(files: Sequence[str], input_size: tuple[int, int], cam_size: tuple[int, int],

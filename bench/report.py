@@ -34,6 +34,13 @@ class Measurements:
     # stole meanwhile (same order as walls); limits and non-model figures carry the same keys in their dicts.
     spans: dict[str, list[tuple[float, float]]] = dataclasses.field(default_factory=dict)
     steal_cores: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    # label -> (N, n): the images of a throughput pair's large and small run, where they are not --images and
+    # --base_images (the pairs that run a worker process per core: --archive_images, --archive_base_images)
+    pair_images: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
+
+    def pair_sizes(self, label: str, default: tuple[int, int]) -> tuple[int, int]:
+        """(N, n) of a throughput pair: its own sizes, or `default` (the bench's --images and --base_images)."""
+        return tuple(self.pair_images.get(label, default))  # type: ignore[return-value] - JSON gives lists
 
     def record(
         self, label: str, seconds: float, other_cores: float, span: tuple[float, float] = (0.0, 0.0),

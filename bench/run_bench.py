@@ -41,10 +41,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # costs little beside the per-image work (as a GPU makes any model): keys of `prepare`'s paths.
 SEED, NEAR_FREE = "model", "near_free_model"
 # Sizes for `make bench` (well under 15 minutes on 2 cores) and for --quick (about 2 minutes).
-FULL_SIZES = {"images": 1536, "base_images": 512, "classic_images": 48, "rss_sizes": "1000,8000", "patients": 2000,
-              "limit_seconds": 6.0, "repeats": 3}
-QUICK_SIZES = {"images": 384, "base_images": 128, "classic_images": 4, "rss_sizes": "200,800", "patients": 300,
-               "limit_seconds": 3.0, "repeats": 1}
+FULL_SIZES = {"images": 1536, "base_images": 512, "archive_images": 8000, "archive_base_images": 1000,
+              "classic_images": 48, "rss_sizes": "1000,8000", "patients": 2000, "limit_seconds": 6.0, "repeats": 3}
+QUICK_SIZES = {"images": 384, "base_images": 128, "archive_images": 800, "archive_base_images": 200,
+               "classic_images": 4, "rss_sizes": "200,800", "patients": 300, "limit_seconds": 3.0, "repeats": 1}
 STAGES = ("png", "no_heatmaps", "runinference", "classic", "rss", "litert", "near_free", "methods")
 
 
@@ -56,6 +56,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--images", type=int, help="images in the large run of each throughput pair")
     parser.add_argument("--base_images", type=int,
                         help="images in the small run; rates are (images - base) / (T(images) - T(base))")
+    parser.add_argument("--archive_images", type=int,
+                        help="images in the large run of the pairs with a worker process per core (LiteRT), whose "
+                             "start-up a small pair would mostly measure")
+    parser.add_argument("--archive_base_images", type=int, help="images in the small run of those pairs")
     parser.add_argument("--classic_images", type=int, help="images through the (slow) classic recipe")
     parser.add_argument("--rss_sizes", help="two comma-separated archive sizes for the memory runs")
     parser.add_argument("--patients", type=int, help="patients in the generated archive (~4.4 images each)")
@@ -84,6 +88,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--forward_threads and --micro_batch_size must be >= 0 (0: automatic)")
     if not 0 < args.base_images < args.images:
         parser.error(f"need 0 < --base_images ({args.base_images}) < --images ({args.images})")
+    if not 0 < args.archive_base_images < args.archive_images:
+        parser.error(f"need 0 < --archive_base_images ({args.archive_base_images}) < --archive_images "
+                     f"({args.archive_images})")
     if len(args.rss_sizes) != 2 or not 0 < args.rss_sizes[0] < args.rss_sizes[1]:
         parser.error(f"--rss_sizes needs two increasing sizes, got {args.rss_sizes}")
     return args
@@ -175,19 +182,25 @@ def measure_non_model(paths: dict[str, Path], args: argparse.Namespace, results:
 
 def timed_pair(
     name: str, pipeline: str, paths: dict[str, Path], args: argparse.Namespace, results: Measurements,
-    extra: Sequence[str] = (), model: str = SEED,
+    extra: Sequence[str] = (), model: str = SEED, archive_scale: bool = False,
 ) -> None:
-    """The small and the large run of one pipeline, back to back: one steady-rate measurement."""
+    """The small and the large run of one pipeline, back to back: one steady-rate measurement. `archive_scale`:
+    of --archive_base_images and --archive_images (noted in the results), else of --base_images and --images."""
     cam_audit = [*cam_audit_flags(args), *extra] if pipeline == "cam_audit" else [*extra]
+    small, large = ("archive_scale_base", "archive_scale") if archive_scale else ("base", "subset")
+    sizes = (args.archive_images, args.archive_base_images) if archive_scale else (args.images, args.base_images)
+    if archive_scale:
+        results.pair_images[name] = sizes
     timed_run(f"{name}{BASE_SUFFIX}", pipeline,
-              pipeline_argv(paths, args, "base", f"{name}{BASE_SUFFIX}", cam_audit, model), args.base_images, results)
-    timed_run(name, pipeline, pipeline_argv(paths, args, "subset", name, cam_audit, model), args.images, results)
+              pipeline_argv(paths, args, small, f"{name}{BASE_SUFFIX}", cam_audit, model), sizes[1], results)
+    timed_run(name, pipeline, pipeline_argv(paths, args, large, name, cam_audit, model), sizes[0], results)
 
 
 def archive_scale_layout(litert: bool) -> list[str]:
     """The local layout cam-audit picks itself for an archive of LOCAL_PROCESSES_MIN_IMAGES images or more
-    (pipeline/local_layout.py: local_processes): one LiteRT worker process per core, without TensorFlow. The bench's
-    pairs are smaller than that, so it names the layout for them; TensorFlow runs keep Beam's one in-process worker."""
+    (pipeline/local_layout.py: local_processes): one LiteRT worker process per core, without TensorFlow. A pair's
+    small run is smaller than that, so the bench names the layout for both; TensorFlow runs keep Beam's one
+    in-process worker."""
     cores = usable_cores()
     if not litert or cores < 2 or gpu_driver_present():
         return []
@@ -201,7 +214,10 @@ def measure_round(paths: dict[str, Path], args: argparse.Namespace, results: Mea
     (bench/brackets.py). Consecutive pairs share the bracket between them. TensorFlow's default layout (issue 4's
     other limit) and RunInference run once per round."""
     litert = "litert" not in args.skip
-    backend = ["--backend", "litert" if litert else "tensorflow", *archive_scale_layout(litert)]
+    processes = archive_scale_layout(litert)
+    backend = ["--backend", "litert" if litert else "tensorflow", *processes]
+    # Pairs with a process per core at archive scale: at 512 / 1,536 images their start-up dominates (bench/README.md).
+    archive_scale = bool(processes)
     seed_layouts = [PIPELINE_LAYOUT, *([LITERT_LAYOUT] if litert else [])]
 
     def seed_bracket() -> None:
@@ -213,7 +229,7 @@ def measure_round(paths: dict[str, Path], args: argparse.Namespace, results: Mea
     if litert:
         timed_pair("cam_audit_jpg_tensorflow", "cam_audit", paths, args, results, ["--backend", "tensorflow"])
         seed_bracket()
-    timed_pair("cam_audit_jpg", "cam_audit", paths, args, results, backend)
+    timed_pair("cam_audit_jpg", "cam_audit", paths, args, results, backend, archive_scale=archive_scale)
     seed_bracket()
     if "runinference" not in args.skip:
         # TensorFlow: the alternative runs its own Keras model; a LiteRT conversion in its launcher would be waste.
@@ -224,7 +240,8 @@ def measure_round(paths: dict[str, Path], args: argparse.Namespace, results: Mea
             measure_non_model(paths, args, results, NEAR_FREE)
 
         near_free_bracket()
-        timed_pair("near_free_jpg", "cam_audit", paths, args, results, backend, model=NEAR_FREE)
+        timed_pair("near_free_jpg", "cam_audit", paths, args, results, backend, model=NEAR_FREE,
+                   archive_scale=archive_scale)
         near_free_bracket()
 
 
@@ -283,7 +300,7 @@ def prepare(args: argparse.Namespace) -> tuple[dict[str, Path], list[str], list[
     archive = args.out / f"archive_{args.patients}p"
     mura = ensure_archive(archive, args.patients)
     all_paths = archive_image_paths(mura)
-    needed = max(args.images, *(args.rss_sizes if "rss" not in args.skip else [0]))
+    needed = max(args.images, args.archive_images, *(args.rss_sizes if "rss" not in args.skip else [0]))
     if len(all_paths) < needed:
         raise SystemExit(f"bench: the archive has {len(all_paths)} images, {needed} needed: raise --patients")
     subset = all_paths[: args.images]
@@ -294,6 +311,9 @@ def prepare(args: argparse.Namespace) -> tuple[dict[str, Path], list[str], list[
         NEAR_FREE: ensure_model(args.out / NEAR_FREE_MODEL_FILE, NEAR_FREE_SIZE, NEAR_FREE_ALPHA),
         "subset": write_manifest(mura, f"bench_{args.images}", subset),
         "base": write_manifest(mura, f"bench_{args.base_images}", subset[: args.base_images]),
+        "archive_scale": write_manifest(mura, f"bench_{args.archive_images}", all_paths[: args.archive_images]),
+        "archive_scale_base": write_manifest(mura, f"bench_{args.archive_base_images}",
+                                             all_paths[: args.archive_base_images]),
     }
     return paths, subset, all_paths
 
@@ -304,8 +324,10 @@ def print_report(results: Measurements, args: argparse.Namespace, device: str) -
     print()
     print(f"cam-audit bench -- {device}; MobileNetV2 alpha 1.0 at 224 px, batch {args.batch_size}"
           f"{', mixed float16' if args.mixed_precision else ''}")
+    archive = (f" (pairs with a worker process per core: N = {args.archive_images}, n = {args.archive_base_images})"
+               if results.pair_images else "")
     print(f"Rates of pipelines are steady-state: (N - n) / (T(N) - T(n)), N = {args.images}, n = {args.base_images} "
-          "images, fastest run of each size over the rounds; 'all-in' is N / T(N).")
+          f"images{archive}, fastest run of each size over the rounds; 'all-in' is N / T(N).")
     print(render_table(rows))
     if results.rss:
         mode = "records only" if args.rss_no_heatmaps else "jpg heatmaps"

@@ -53,7 +53,7 @@ class FeatureMapsModelHandler(ModelHandler[LoadedImage, PredictionResult, Any]):
 
     def get_num_bytes(self, batch: Sequence[LoadedImage]) -> int:
         # The base class pickles the whole batch to count its bytes; Beam's numpy handlers sum nbytes.
-        return sum(image.rgb.nbytes + image.model_input.nbytes for image in batch)
+        return sum(image.pixels.nbytes + image.model_input.nbytes for image in batch)
 
 
 def cam_kernel_and_probabilities(head: Any) -> tuple[np.ndarray, str]:

@@ -22,7 +22,6 @@ from bench.report import (
     MIB,
     Measurements,
     Row,
-    SteadyRate,
     Target,
     best_steady_rate,
     growth,
@@ -72,22 +71,27 @@ def summarise(results: Measurements, args: argparse.Namespace) -> tuple[list[Row
                             f"{top['images_per_second'] / limit:.2f}x limit",
                             f"{layout_text(top)}; best of [{spread}]"))
 
-    base = args.base_images
-    measured = {name: best_steady_rate(results, name, n, base)
-                for name in ("cam_audit_jpg", "cam_audit_png", "cam_audit_records_only", "runinference_jpg")
-                if name in results.walls}
+    sizes = {name: results.pair_sizes(name, (n, args.base_images))
+             for name in ("cam_audit_jpg", "cam_audit_png", "cam_audit_records_only", "runinference_jpg")
+             if name in results.walls}
+    measured = {name: best_steady_rate(results, name, *sizes[name]) for name in sizes}
     rates.update({name: rate.images_per_second for name, rate in measured.items()})
 
-    def all_in(rate: SteadyRate) -> str:
-        return (f"all-in {n / rate.seconds:.1f} img/s: {n} in {rate.seconds:.1f} s, "
+    def all_in(name: str) -> str:
+        rate, (images, base) = measured[name], sizes[name]
+        return (f"all-in {images / rate.seconds:.1f} img/s: {images} in {rate.seconds:.1f} s, "
                 f"~{rate.fixed_seconds(base):.1f} s fixed{noisy(rate.other_cores)}")
+
+    def extra_images(name: str) -> int:
+        images, base = sizes[name]
+        return images - base
 
     for name, label in (("cam_audit_jpg", "cam-audit, jpg heatmaps"), ("cam_audit_png", "cam-audit, png heatmaps"),
                         ("cam_audit_records_only", "cam-audit, --no_heatmaps")):
         if name in measured:
             rate = measured[name]
-            rows.append(Row(label, n - base, rate.extra_seconds, rate.images_per_second,
-                            f"{rate.images_per_second / limit:.2f}x limit", all_in(rate)))
+            rows.append(Row(label, extra_images(name), rate.extra_seconds, rate.images_per_second,
+                            f"{rate.images_per_second / limit:.2f}x limit", all_in(name)))
     ours, ours_noise = measured["cam_audit_jpg"].images_per_second, measured["cam_audit_jpg"].other_cores
     targets = [Target("end to end vs limit", f">= {TARGET_LIMIT_RATIO}x",
                       f"{ours / limit:.2f}x{noisy(max(ours_noise, limit_noise))}", ours / limit >= TARGET_LIMIT_RATIO)]
@@ -95,8 +99,8 @@ def summarise(results: Measurements, args: argparse.Namespace) -> tuple[list[Row
         other = measured["runinference_jpg"]
         alternative, noise = other.images_per_second, other.other_cores
         speedup = ratio(ours, alternative)
-        rows.append(Row("RunInference + numpy CAM, jpg heatmaps", n - base, other.extra_seconds,
-                        alternative, f"ours {speedup:.2f}x", all_in(other)))
+        rows.append(Row("RunInference + numpy CAM, jpg heatmaps", extra_images("runinference_jpg"),
+                        other.extra_seconds, alternative, f"ours {speedup:.2f}x", all_in("runinference_jpg")))
         targets.append(Target("speed-up over RunInference + numpy", f">= {TARGET_RUNINFERENCE_SPEEDUP}x",
                               f"{speedup:.2f}x{noisy(max(ours_noise, noise))}",
                               speedup >= TARGET_RUNINFERENCE_SPEEDUP))
@@ -117,13 +121,13 @@ def summarise(results: Measurements, args: argparse.Namespace) -> tuple[list[Row
 
 def issue_14_rounds(results: Measurements, args: argparse.Namespace) -> list[tuple[str, str, list[Bracketed]]]:
     """Issue 14's bracketed lines (bench/brackets.py): (text, what the ratio is to, rounds), rounds never empty."""
-    n, base = args.images, args.base_images
-    found = [(line.text, "essential", bracketed_rounds(results, line.label, n, base,
+    default = (args.images, args.base_images)
+    found = [(line.text, "essential", bracketed_rounds(results, line.label, *results.pair_sizes(line.label, default),
                                                        essential_denominator(results, line)))
              for line in essential_lines(args.skip)]
     if "litert" not in args.skip:
         found.append(("LiteRT end to end / TF bare forward", "TF bare forward",
-                      bracketed_rounds(results, "cam_audit_jpg", n, base,
+                      bracketed_rounds(results, "cam_audit_jpg", *results.pair_sizes("cam_audit_jpg", default),
                                        forward_denominator(results, PIPELINE_LAYOUT))))
     return [(text, unit, rounds) for text, unit, rounds in found if rounds]
 
@@ -133,7 +137,6 @@ def essential_targets(
 ) -> tuple[list[Row], list[Target]]:
     """Issue 14: each end-to-end line against its essential limit 1 / (1 / forward + 1 / non-model), and the
     LiteRT run against TensorFlow's bare forward pass; every ratio bracketed, each verdict the rounds' median."""
-    n, base = args.images, args.base_images
     lines = {line.text: line for line in essential_lines(args.skip)}
     rows: list[Row] = []
     targets: list[Target] = []
@@ -147,9 +150,10 @@ def essential_targets(
                                   ratio_median >= TARGET_OVER_TENSORFLOW_FORWARD))
             continue
         line = lines[text]
+        images, base = results.pair_sizes(line.label, (args.images, args.base_images))
         forward = results.limits_of([line.layout], line.model)
         median_forward = statistics.median(m["images_per_second"] for m in forward)
-        rows.append(Row(f"bare forward, {text}", min(n, LIMIT_IMAGES), None, median_forward,
+        rows.append(Row(f"bare forward, {text}", min(args.images, LIMIT_IMAGES), None, median_forward,
                         f"{median_forward / tensorflow_limit:.2f}x limit",
                         f"{forward[0]['backend']}, {layout_text(forward[0])}; median of {len(forward)}"))
         if line.model not in shown:  # one row per model; both seed-model backends share it
@@ -159,9 +163,10 @@ def essential_targets(
                             statistics.median(m["images_per_second"] for m in loops), "",
                             f"{loops[0]['processes']} process(es): read, decode, resize, overlay, JPEG; "
                             f"median of {len(loops)}"))
-        rows.append(Row(f"essential limit, {text}", n - base, None, statistics.median(r.denominator for r in rounds),
-                        "", "1 / (1/forward + 1/non-model), mean of the brackets; median of the rounds"))
-        rows.append(Row(f"end to end, {text}", n - base, None, statistics.median(r.end_to_end for r in rounds),
+        rows.append(Row(f"essential limit, {text}", images - base, None,
+                        statistics.median(r.denominator for r in rounds), "",
+                        "1 / (1/forward + 1/non-model), mean of the brackets; median of the rounds"))
+        rows.append(Row(f"end to end, {text}", images - base, None, statistics.median(r.end_to_end for r in rounds),
                         f"{ratio_median:.3f}x essential", "median of the rounds' steady rates and bracketed ratios"))
         targets.append(Target(f"end to end / essential, {text}", f">= {TARGET_ESSENTIAL_RATIO}x", measured,
                               ratio_median >= TARGET_ESSENTIAL_RATIO))

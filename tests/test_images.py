@@ -18,7 +18,7 @@ def test_load_images_splits_good_and_error_rows(tiny_archive: TinyArchive) -> No
             p | beam.Create(entries) | LoadImages(str(tiny_archive.root), (TINY_INPUT, TINY_INPUT), TEST_FACTS)
         )
         shapes = images | "Shapes" >> beam.Map(
-            lambda i: (i.entry.image_path, i.rgb.shape[1], i.rgb.shape[0], i.model_input.shape)
+            lambda i: (i.entry.image_path, i.pixels.shape[1], i.pixels.shape[0], i.model_input.shape)
         )
         expected = [(path, w, h, (TINY_INPUT, TINY_INPUT, 3)) for path, (w, h) in tiny_archive.sizes.items()]
         assert_that(shapes, equal_to(expected), label="GoodImages")

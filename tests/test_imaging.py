@@ -91,20 +91,34 @@ def test_resize_for_model_gives_float_input_of_model_size() -> None:
     assert rgb.shape == (30, 40, 3) and model_input.shape == (60, 80, 3)
 
 
+@pytest.mark.parametrize("sixteen_bits", [False, True])
 @pytest.mark.parametrize(("height", "width"), [(224, 224), (32, 48), (20, 90), (64, 64)])
-def test_grey_model_input_equals_resizing_the_rgb_image(height: int, width: int) -> None:
+def test_grey_model_input_equals_resizing_the_rgb_image(height: int, width: int, sixteen_bits: bool) -> None:
     grey = np.random.default_rng(height).integers(0, 256, (47, 61), dtype=np.uint8)  # shrinks, grows, both
-    rgb, model_input = load_model_input(encode(grey), height, width)
+    data = png16(grey.astype(np.uint16) * 257) if sixteen_bits else encode(grey)
+    pixels, model_input = load_model_input(data, height, width)
     assert model_input.dtype == np.float32 and model_input.shape == (height, width, 3)
-    np.testing.assert_array_equal(model_input, resize_for_model(rgb, height, width))
+    np.testing.assert_array_equal(pixels, grey)
+    # The three equal channels resized as one image, as a colour image is.
+    rgb = cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
+    np.testing.assert_array_equal(model_input, cv2.resize(rgb, (width, height), interpolation=(
+        cv2.INTER_AREA if height <= 47 and width <= 61 else cv2.INTER_LINEAR)).astype(np.float32))
+
+
+def test_grey_images_stay_one_channel_and_colour_ones_become_rgb() -> None:
+    assert load_model_input(encode(GREY), 8, 8)[0].shape == (30, 40)
+    assert load_model_input(png16(TWELVE_BIT), 8, 8)[0].tolist() == decode_image(png16(TWELVE_BIT))[..., 0].tolist()
+    assert load_model_input(cv2.imencode(".png", GREY[..., None])[1].tobytes(), 8, 8)[0].shape == (30, 40)
+    np.testing.assert_array_equal(load_model_input(encode(RGB), 8, 8)[0], RGB)
+    np.testing.assert_array_equal(load_model_input(encode(RGB, mode="P"), 8, 8)[0], decode_image(encode(RGB, mode="P")))
 
 
 def test_an_image_above_the_pixel_budget_is_refused_before_decode() -> None:
     data = encode(GREY)  # 40 x 30 = 1,200 pixels
     with pytest.raises(ImageDecodeError, match=r"above --max_pixels: 40x30 = 1,200 pixels, limit 1,199"):
         load_model_input(data, 16, 16, max_pixels=1199)
-    rgb, _ = load_model_input(data, 16, 16, max_pixels=1200)
-    assert rgb.shape == (30, 40, 3)
+    pixels, _ = load_model_input(data, 16, 16, max_pixels=1200)
+    assert pixels.shape == (30, 40)
 
 
 TWELVE_BIT = np.array([[0, 100, 4095], [2048, 1000, 3000]], dtype=np.uint16)  # 12-bit data in 16 bits

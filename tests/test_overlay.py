@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from transforms.overlay import encode_image, fit_to_side, heatmap_size, render_overlay
+from transforms.overlay import encode_image, fit_to_side, heatmap_size, jet_colours, render_overlay
 
 
 def test_overlay_colours_only_pixels_at_or_above_threshold() -> None:
@@ -37,6 +37,13 @@ def test_encodings_round_trip(fmt: str) -> None:
 def test_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="jpg"):
         encode_image(np.zeros((2, 2, 3), np.uint8), "bmp")
+
+
+def test_jet_colours_are_opencvs_applycolormap_byte_for_byte() -> None:
+    every_level = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    noise = np.random.default_rng(2).integers(0, 256, (41, 29), dtype=np.uint8)
+    for levels in (every_level, noise, noise[3:30, 5:17]):
+        np.testing.assert_array_equal(jet_colours(levels), cv2.applyColorMap(levels, cv2.COLORMAP_JET))
 
 
 def test_overlay_equals_a_plain_numpy_blend() -> None:
@@ -91,3 +98,15 @@ def test_overlay_of_a_small_blob_equals_the_whole_frame_blend() -> None:
     expected = np.where((cam >= 0.2)[..., None], blended, rgb[..., ::-1])
     assert 0 < (cam >= 0.2).mean() < 0.2
     np.testing.assert_array_equal(render_overlay(rgb, cam, threshold=0.2), expected)
+
+
+@pytest.mark.parametrize(("height", "width", "max_side"), [(37, 53, 4096), (300, 200, 150), (301, 207, 100)])
+def test_a_grey_images_heatmap_is_its_rgb_copys_byte_for_byte(height: int, width: int, max_side: int) -> None:
+    rng = np.random.default_rng(height)
+    grey = rng.integers(0, 256, (height, width), dtype=np.uint8)
+    cam = rng.uniform(0, 1, (height, width)).astype(np.float32)
+    rgb = cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
+    for image_format in ("jpg", "png"):
+        heatmaps = [encode_image(render_overlay(*fit_to_side(pixels, cam, max_side), threshold=0.3), image_format)
+                    for pixels in (grey, rgb)]
+        assert heatmaps[0] == heatmaps[1]

@@ -48,7 +48,7 @@ class _ExplainDoFn(OrderedThreadsDoFn):
     def work(self, inferred: InferredImage) -> dict[str, Any]:
         """One image's record: CAM statistics at original resolution, flags, and its heatmap file when asked for."""
         image = inferred.image
-        height, width = image.rgb.shape[:2]
+        height, width = image.pixels.shape[:2]
         cam_full, stats = explain_cam(
             inferred.prediction.cam, width, height, self._facts.threshold, inferred.prediction.cam_shift
         )
@@ -56,12 +56,12 @@ class _ExplainDoFn(OrderedThreadsDoFn):
         if self._heatmap_dir is not None:
             relative = heatmap_relative_path(image.entry.image_path, self._heatmap_format)
             heatmap_path = join_path(self._heatmap_dir, relative)
-            rgb, cam_shown = fit_to_side(image.rgb, cam_full, self._heatmap_max_side)
-            overlay = render_overlay(rgb, cam_shown, self._facts.threshold)
+            pixels, cam_shown = fit_to_side(image.pixels, cam_full, self._heatmap_max_side)
+            overlay = render_overlay(pixels, cam_shown, self._facts.threshold)
             files.write_bytes_atomic(heatmap_path, encode_image(overlay, self._heatmap_format))
         peak = None if stats.peak_x is None else (stats.peak_x, stats.peak_y)
         flags = image_flags(
-            image.rgb, peak, inferred.prediction.probabilities, stats.coverage, image.entry.label,
+            image.pixels, peak, inferred.prediction.probabilities, stats.coverage, image.entry.label,
             self._flag_thresholds,
         )
         return to_record(

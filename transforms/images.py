@@ -22,12 +22,12 @@ METRICS_NAMESPACE = "cam_audit"
 
 @dataclasses.dataclass(frozen=True)
 class LoadedImage:
-    """A decoded image: the original pixels for the heatmap and the model-sized input."""
+    """A decoded image: the original pixels for the heatmap and the flags, and the model-sized input."""
 
     entry: ManifestEntry
     image_uri: str
-    rgb: np.ndarray  # H x W x 3 uint8, original size
-    model_input: np.ndarray  # h x w x 3 float32 in 0..255
+    pixels: np.ndarray  # original size, uint8: H x W if the image is grey, else H x W x 3 RGB
+    model_input: np.ndarray  # h x w x 3 RGB float32 in 0..255
 
 
 def describe_read_error(uri: str, exc: Exception) -> str:
@@ -79,7 +79,7 @@ class _LoadImageDoFn(OrderedThreadsDoFn):
                 reason = describe_read_error(uri, exc)
         if reason is None:
             try:
-                rgb, model_input = load_model_input(
+                pixels, model_input = load_model_input(
                     data,
                     self._height,
                     self._width,
@@ -90,7 +90,7 @@ class _LoadImageDoFn(OrderedThreadsDoFn):
                 reason = f"{exc} ({uri})"
         if reason is not None:
             return to_record(entry, uri, self._facts, error=reason)
-        return LoadedImage(entry, uri, rgb, model_input)
+        return LoadedImage(entry, uri, pixels, model_input)
 
 
 class LoadImages(beam.PTransform):

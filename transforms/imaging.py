@@ -1,4 +1,4 @@
-"""Image decoding shared by inference and training: bytes -> RGB uint8 -> model-sized float32."""
+"""Image decoding shared by inference and training: bytes -> grey or RGB uint8 -> model-sized float32 RGB."""
 
 from __future__ import annotations
 
@@ -68,6 +68,23 @@ def to_rgb_uint8(image: np.ndarray, sixteen_bit: str = "minmax") -> np.ndarray:
     raise ImageDecodeError(f"unsupported channel count: {channels}")
 
 
+def to_display_uint8(image: np.ndarray, sixteen_bit: str = "minmax") -> np.ndarray:
+    """Any OpenCV-decoded image -> H x W grey uint8 if it is grey (most radiographs), else H x W x 3 RGB uint8.
+
+    Grey stays one channel up to the heatmap: a third of the bytes per image in flight, and no colour
+    conversion the overlay would repeat (its BGR of the grey is the BGR of its RGB, byte for byte).
+    """
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.ndim == 2:
+        if image.dtype == np.uint16:
+            return sixteen_to_uint8(image, sixteen_bit)
+        if image.dtype != np.uint8:
+            raise ImageDecodeError(f"unsupported pixel type: {image.dtype}")
+        return image
+    return to_rgb_uint8(image, sixteen_bit)
+
+
 def stretch_to_uint8(image: np.ndarray) -> np.ndarray:
     """Min-max stretch a high-bit-depth image to 0..255.
 
@@ -131,9 +148,16 @@ def _resize_uint8(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
-def resize_for_model(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
-    """RGB uint8 at any size -> height x width x 3 float32 in 0..255, the model's input."""
-    return _resize_uint8(rgb, height, width).astype(np.float32)
+def resize_for_model(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Grey or RGB uint8 at any size -> height x width x 3 RGB float32 in 0..255, the model's input.
+
+    Grey is resized as its one channel and then stacked: the same bytes as resizing the three equal
+    channels (OpenCV resizes channels independently), for a third of the work.
+    """
+    resized = _resize_uint8(pixels, height, width)
+    if resized.ndim == 2:
+        resized = cv2.cvtColor(resized, cv2.COLOR_GRAY2RGB)
+    return resized.astype(np.float32)
 
 
 def load_model_input(
@@ -144,16 +168,11 @@ def load_model_input(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     sixteen_bit: str = "minmax",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Encoded bytes -> (original RGB uint8, model input float32); the one loading path.
+    """Encoded bytes -> (original pixels: grey H x W or RGB H x W x 3 uint8, model input RGB float32); the one
+    loading path.
 
     Raises ImageDecodeError for bytes that are not a complete PNG/JPEG or hold more than
     `max_pixels` pixels (None: no limit).
     """
-    image = decode_unchanged(data, max_pixels)
-    rgb = to_rgb_uint8(image, sixteen_bit)
-    if image.ndim == 2 and image.dtype == np.uint8:
-        # Grey, as most radiographs: resizing the one channel and then stacking it gives the same
-        # bytes as resizing the three equal channels (OpenCV resizes channels independently), for a
-        # third of the work.
-        return rgb, cv2.cvtColor(_resize_uint8(image, height, width), cv2.COLOR_GRAY2RGB).astype(np.float32)
-    return rgb, resize_for_model(rgb, height, width)
+    pixels = to_display_uint8(decode_unchanged(data, max_pixels), sixteen_bit)
+    return pixels, resize_for_model(pixels, height, width)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import dataclasses
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -16,8 +17,16 @@ from apache_beam.utils import shared
 from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.allocator import keep_freed_memory
-from transforms.backends.choice import BACKENDS, litert_or_warn, litert_predict, staged_flatbuffer, wants_litert
+from transforms.backends.choice import (
+    BACKENDS,
+    litert_or_warn,
+    litert_predict,
+    probe_batch,
+    staged_flatbuffer,
+    wants_litert,
+)
 from transforms.backends.litert import litert_installed
+from transforms.call_size import candidate_call_sizes, describe_timings, fastest_call_size, time_call_sizes
 from transforms.devices import (
     ForwardLayout,
     affinity_cores,
@@ -36,6 +45,7 @@ from transforms.model_files import load_keras_model
 from transforms.receptive_field import feature_grid
 from transforms.schema import FaithfulnessScores, Prediction
 
+_LOGGER = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class InferredImage:
@@ -114,6 +124,20 @@ class LoadedCamModel:
         """
         slices = micro_batch_slices(len(inputs), self.layout.micro_batch_size)
         return PendingForward([self._threads.submit(self._timed_predict, inputs[part]) for part in slices])
+
+    def use_micro_batch_size(self, micro_batch_size: int) -> None:
+        """Cut the batches submitted from now on into calls of `micro_batch_size` images."""
+        self.layout = dataclasses.replace(self.layout, micro_batch_size=micro_batch_size)
+
+    def seconds_per_image(self, inputs: np.ndarray, micro_batch_size: int) -> float:
+        """Switch to calls of `micro_batch_size` images and time one pass over `inputs` in them, after one untimed
+        call of that size per forward thread (a LiteRT interpreter resizes at its first call of a new size)."""
+        self.use_micro_batch_size(micro_batch_size)
+        for _ in range(self.layout.threads):
+            self.submit(inputs[:micro_batch_size]).result()
+        start = time.perf_counter()
+        self.submit(inputs).result()
+        return (time.perf_counter() - start) / len(inputs)
 
     def _timed_predict(self, inputs: Sequence[np.ndarray]) -> tuple[Explained, float, float]:
         start = time.perf_counter()
@@ -260,8 +284,16 @@ class CamModelLoader:
 
     def _warmed_up(self, model: LoadedCamModel) -> LoadedCamModel:
         """Trace and warm up now, at the size of the calls the stage will make: the trace and oneDNN's per-shape
-        kernel set-up are one-off costs of loading (model_load_ms), not of the first batch."""
+        kernel set-up are one-off costs of loading (model_load_ms), not of the first batch. LiteRT with an automatic
+        --micro_batch_size first times the call sizes on this worker and keeps the fastest (transforms/call_size.py)."""
         height, width = model.input_size
+        if model.backend == "litert" and not self.micro_batch_size:
+            sizes = candidate_call_sizes(self.batch_size)
+            probes = probe_batch((height, width), model.layout.threads * max(sizes))
+            timings = time_call_sizes(lambda size: model.seconds_per_image(probes, size), sizes)
+            model.use_micro_batch_size(fastest_call_size(timings))
+            _LOGGER.info("LiteRT forward calls of %d image(s), the fastest here (per image: %s)",
+                         model.layout.micro_batch_size, describe_timings(timings))
         for size in warmup_sizes(self.batch_size, model.layout.micro_batch_size):
             model.submit(np.zeros((size, height, width, 3), dtype=np.float32)).result()
         return model

@@ -40,7 +40,7 @@ class Measurements:
 
     def pair_sizes(self, label: str, default: tuple[int, int]) -> tuple[int, int]:
         """(N, n) of a throughput pair: its own sizes, or `default` (the bench's --images and --base_images)."""
-        return tuple(self.pair_images.get(label, default))  # type: ignore[return-value] - JSON gives lists
+        return self.pair_images.get(label, default)
 
     def record(
         self, label: str, seconds: float, other_cores: float, span: tuple[float, float] = (0.0, 0.0),

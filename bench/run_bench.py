@@ -40,7 +40,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # The two models: the seed's (MobileNetV2 alpha 1.0, 224 px) and a near-free one, whose forward pass
 # costs little beside the per-image work (as a GPU makes any model): keys of `prepare`'s paths.
 SEED, NEAR_FREE = "model", "near_free_model"
-# Sizes for `make bench` (well under 15 minutes on 2 cores) and for --quick (about 2 minutes).
+# Sizes for `make bench` and for --quick (a few minutes); bench/README.md has how long each took.
 FULL_SIZES = {"images": 1536, "base_images": 512, "archive_images": 8000, "archive_base_images": 1000,
               "classic_images": 48, "rss_sizes": "1000,8000", "patients": 2000, "limit_seconds": 6.0, "repeats": 3}
 QUICK_SIZES = {"images": 384, "base_images": 128, "archive_images": 800, "archive_base_images": 200,

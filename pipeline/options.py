@@ -118,7 +118,7 @@ class CamAuditOptions(PipelineOptions):
             help="Images per forward call (a batch is cut into micro-batches). 0 (default): with "
             "TensorFlow, 8 on CPUs (small calls keep activations in the caches) and the whole --batch_size "
             "on a GPU; with LiteRT, whichever of 1, 2, 4 and 8 each worker times fastest on its own CPU "
-            "when it loads the model (about a second; the outputs are the same at every size).",
+            "when it loads the model (a short timing; the outputs are the same at every size).",
         )
         group.add_argument(
             "--image_threads",

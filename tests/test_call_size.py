@@ -79,3 +79,26 @@ def test_a_call_size_the_user_gives_is_kept(tiny_model_path: Path) -> None:
     pytest.importorskip("ai_edge_litert")
     given = CamModelLoader(str(tiny_model_path), batch_size=6, micro_batch_size=3, backend="litert").load_model()
     assert given.backend == "litert" and given.layout.micro_batch_size == 3
+
+
+@pytest.mark.usefixtures("no_timing")
+def test_litert_with_faithfulness_keeps_the_automatic_call_size(tiny_model_path: Path) -> None:
+    # The faithfulness passes run on TensorFlow: timing them would not time LiteRT's calls.
+    pytest.importorskip("ai_edge_litert")
+    loaded = CamModelLoader(str(tiny_model_path), batch_size=6, backend="litert", faithfulness=True).load_model()
+    assert loaded.backend == "litert" and loaded.faithfulness is not None and loaded.layout.micro_batch_size == 6
+
+
+def test_warm_up_resizes_every_interpreter_to_the_kept_size(
+    tiny_model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("ai_edge_litert")
+    from transforms.backends import litert
+
+    monkeypatch.setattr(inference, "fastest_call_size", lambda timings: 2)
+    loaded = CamModelLoader(str(tiny_model_path), batch_size=6, forward_threads=3, backend="litert").load_model()
+    interpreters = []
+    while not loaded.predict._free.empty():  # type: ignore[attr-defined] - LiteRtCam's queue of interpreters
+        interpreters.append(loaded.predict._free.get())  # type: ignore[attr-defined]
+    assert len(interpreters) == 3 and all(isinstance(i, litert._Interpreter) for i in interpreters)
+    assert [interpreter._batch_size for interpreter in interpreters] == [2, 2, 2]

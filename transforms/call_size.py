@@ -1,15 +1,15 @@
 """LiteRT's forward call size, chosen on the worker: the micro-batch that ran fastest on its own CPU, timed at load.
 
-XNNPACK's fastest call size depends on the model and the cache sizes (bench/README.md: the seed model runs
-fastest one image per call, the near-free one at four), and the outputs are the same at every size
-(tests/test_backends_litert.py), so the worker times the candidates on probe inputs and keeps the fastest.
+XNNPACK's fastest call size depends on the model and the CPU's caches, and differs from TensorFlow's
+(bench/README.md, session 9), while the outputs are the same at every size (tests/test_backends_litert.py,
+tests/test_call_size.py): so the worker times the candidates on probe inputs and keeps the fastest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-# Images per forward call worth timing: beyond 8, every model measured ran slower per image.
+# Images per forward call worth timing: larger calls ran slower per image on every model measured.
 CALL_SIZES = (1, 2, 4, 8)
 # Rounds over the sizes, interleaved: a drift of the machine's speed touches every size alike.
 TIMING_ROUNDS = 3

@@ -168,10 +168,10 @@ def load_model_input(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     sixteen_bit: str = "minmax",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Encoded bytes -> (original pixels: grey H x W or RGB H x W x 3 uint8, model input RGB float32); the one
-    loading path.
+    """Encoded bytes -> (original pixels, model input); the one loading path.
 
-    Raises ImageDecodeError for bytes that are not a complete PNG/JPEG or hold more than
+    The pixels are H x W uint8 for a grey image, H x W x 3 RGB uint8 otherwise; the model input is
+    RGB float32. Raises ImageDecodeError for bytes that are not a complete PNG/JPEG or hold more than
     `max_pixels` pixels (None: no limit).
     """
     pixels = to_display_uint8(decode_unchanged(data, max_pixels), sixteen_bit)

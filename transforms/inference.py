@@ -47,6 +47,7 @@ from transforms.schema import FaithfulnessScores, Prediction
 
 _LOGGER = logging.getLogger(__name__)
 
+
 @dataclasses.dataclass(frozen=True)
 class InferredImage:
     """A loaded image with the model's prediction and raw CAM for the explained class."""
@@ -129,12 +130,21 @@ class LoadedCamModel:
         """Cut the batches submitted from now on into calls of `micro_batch_size` images."""
         self.layout = dataclasses.replace(self.layout, micro_batch_size=micro_batch_size)
 
-    def seconds_per_image(self, inputs: np.ndarray, micro_batch_size: int) -> float:
-        """Switch to calls of `micro_batch_size` images and time one pass over `inputs` in them, after one untimed
-        call of that size per forward thread (a LiteRT interpreter resizes at its first call of a new size)."""
+    def warm_up(self, sizes: Sequence[int]) -> None:
+        """A call of each size, one after the other: TensorFlow sets up its per-shape kernels once for all its
+        threads; LiteRT gets one call per forward thread, as each interpreter (taken in turn from its queue)
+        resizes at its first call of a new size."""
+        height, width = self.input_size
+        calls = self.layout.threads if self.backend == "litert" else 1
+        for size in sizes:
+            for _ in range(calls):
+                self.submit(np.zeros((size, height, width, 3), dtype=np.float32)).result()
+
+    def time_call_size(self, inputs: np.ndarray, micro_batch_size: int) -> float:
+        """Seconds per image of one pass over `inputs` cut into calls of `micro_batch_size` images, warmed up at
+        that size first; the model keeps that size."""
         self.use_micro_batch_size(micro_batch_size)
-        for _ in range(self.layout.threads):
-            self.submit(inputs[:micro_batch_size]).result()
+        self.warm_up([micro_batch_size])
         start = time.perf_counter()
         self.submit(inputs).result()
         return (time.perf_counter() - start) / len(inputs)
@@ -285,17 +295,17 @@ class CamModelLoader:
     def _warmed_up(self, model: LoadedCamModel) -> LoadedCamModel:
         """Trace and warm up now, at the size of the calls the stage will make: the trace and oneDNN's per-shape
         kernel set-up are one-off costs of loading (model_load_ms), not of the first batch. LiteRT with an automatic
-        --micro_batch_size first times the call sizes on this worker and keeps the fastest (transforms/call_size.py)."""
-        height, width = model.input_size
-        if model.backend == "litert" and not self.micro_batch_size:
+        --micro_batch_size first times the call sizes on this worker and keeps the fastest (transforms/call_size.py);
+        not with --faithfulness, whose TensorFlow passes would be what the timing measured."""
+        if model.backend == "litert" and not self.micro_batch_size and model.faithfulness is None:
             sizes = candidate_call_sizes(self.batch_size)
-            probes = probe_batch((height, width), model.layout.threads * max(sizes))
-            timings = time_call_sizes(lambda size: model.seconds_per_image(probes, size), sizes)
+            # At most a batch: the timed pass keeps as many calls in flight as the stage's batches do.
+            probes = probe_batch(model.input_size, min(model.layout.threads * max(sizes), self.batch_size))
+            timings = time_call_sizes(lambda size: model.time_call_size(probes, size), sizes)
             model.use_micro_batch_size(fastest_call_size(timings))
             _LOGGER.info("LiteRT forward calls of %d image(s), the fastest here (per image: %s)",
                          model.layout.micro_batch_size, describe_timings(timings))
-        for size in warmup_sizes(self.batch_size, model.layout.micro_batch_size):
-            model.submit(np.zeros((size, height, width, 3), dtype=np.float32)).result()
+        model.warm_up(warmup_sizes(self.batch_size, model.layout.micro_batch_size))
         return model
 
 

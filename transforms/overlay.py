@@ -13,8 +13,8 @@ DEFAULT_HEATMAP_MAX_SIDE = 4096
 _JPEG_QUALITY = 90
 # zlib level 1: PNG output much faster to encode than OpenCV's default 3, files slightly larger.
 _PNG_COMPRESSION = 1
-# OpenCV's JET colours of the 256 levels, as a 3-channel table for cv2.LUT: applyColorMap's own bytes, in about
-# half its time (bench/README.md).
+# OpenCV's JET colours of the 256 levels, as a 3-channel table for cv2.LUT: applyColorMap's own bytes, faster
+# (bench/README.md, session 9).
 JET_LUT = cv2.applyColorMap(np.arange(256, dtype=np.uint8).reshape(256, 1), cv2.COLORMAP_JET).reshape(256, 1, 3)
 
 

@@ -49,17 +49,22 @@ def check_complete(data: bytes) -> None:
             raise ImageDecodeError(f"truncated JPEG: no end-of-image marker ({len(data)} bytes)")
 
 
-def to_rgb_uint8(image: np.ndarray, sixteen_bit: str = "minmax") -> np.ndarray:
-    """Any OpenCV-decoded image (grey, 16-bit grey, BGR, BGRA) -> H x W x 3 RGB uint8."""
+def to_display_uint8(image: np.ndarray, sixteen_bit: str = "minmax") -> np.ndarray:
+    """Any OpenCV-decoded image (grey, 16-bit grey, BGR, BGRA) -> H x W grey uint8 if it is grey (most
+    radiographs), else H x W x 3 RGB uint8.
+
+    Grey stays one channel up to the heatmap: a third of the bytes per image in flight, and no colour
+    conversion the overlay would repeat (its BGR of the grey is the BGR of its RGB, byte for byte).
+    """
     if image.dtype == np.uint16:
         image = sixteen_to_uint8(image, sixteen_bit)
     elif image.dtype != np.uint8:
         raise ImageDecodeError(f"unsupported pixel type: {image.dtype}")
     if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+        return image
     channels = image.shape[2]
     if channels == 1:
-        return cv2.cvtColor(image[..., 0], cv2.COLOR_GRAY2RGB)
+        return image[..., 0]
     if channels == 3:
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     if channels == 4:
@@ -68,21 +73,10 @@ def to_rgb_uint8(image: np.ndarray, sixteen_bit: str = "minmax") -> np.ndarray:
     raise ImageDecodeError(f"unsupported channel count: {channels}")
 
 
-def to_display_uint8(image: np.ndarray, sixteen_bit: str = "minmax") -> np.ndarray:
-    """Any OpenCV-decoded image -> H x W grey uint8 if it is grey (most radiographs), else H x W x 3 RGB uint8.
-
-    Grey stays one channel up to the heatmap: a third of the bytes per image in flight, and no colour
-    conversion the overlay would repeat (its BGR of the grey is the BGR of its RGB, byte for byte).
-    """
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[..., 0]
-    if image.ndim == 2:
-        if image.dtype == np.uint16:
-            return sixteen_to_uint8(image, sixteen_bit)
-        if image.dtype != np.uint8:
-            raise ImageDecodeError(f"unsupported pixel type: {image.dtype}")
-        return image
-    return to_rgb_uint8(image, sixteen_bit)
+def to_rgb_uint8(image: np.ndarray, sixteen_bit: str = "minmax") -> np.ndarray:
+    """Any OpenCV-decoded image -> H x W x 3 RGB uint8 (to_display_uint8, grey stacked to 3 channels)."""
+    pixels = to_display_uint8(image, sixteen_bit)
+    return cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB) if pixels.ndim == 2 else pixels
 
 
 def stretch_to_uint8(image: np.ndarray) -> np.ndarray:

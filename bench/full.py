@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bench.report import MIB
 from bench.rss import watch_command
+from bench.set_aside import empty_set_aside, set_aside
 from bench.workload import (
     ARCHIVE_NAME,
     MODEL_FILE,
@@ -107,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = [sys.executable, "-m", "pipeline.run", *audit_argv(manifest, model, output, args.batch_size, extra)]
     print(f"[bench-full] {len(manifest_paths)} images, {args.workers} SDK worker processes:\n  {' '.join(command)}",
           flush=True)
+    # Into an empty folder, as a first run: over the last run's 40,005 heatmaps every rename would replace one.
+    set_aside(output)
     started = time.time()
     watched = watch_command(command, cwd=str(REPO_ROOT))
     if watched.returncode != 0:
@@ -134,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command": command,
     }
     (args.out / "bench_full.json").write_text(json.dumps(summary, indent=2))
+    empty_set_aside(args.out)  # the last run's output, after the timing
     print(f"\ncam-audit bench-full: {n} images{'' if n == MURA_IMAGES else f' (full MURA is {MURA_IMAGES})'}, "
           f"{args.workers} SDK worker processes")
     print(f"  wall {watched.seconds:.0f} s ({n / watched.seconds:.1f} images/s, launcher start-up included); "

@@ -7,7 +7,6 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from bench.forward import LIMIT_LAYOUTS, LITERT_LAYOUT
 from bench.machine import environment, select_device, visible_device
 from bench.noise import OtherLoad
 from bench.report import BASE_SUFFIX, MIB, Measurements, render_rss, render_table, render_targets
+from bench.set_aside import empty_set_aside, set_aside
 from bench.targets import NOISY_CORES, issue_14_round_lines, summarise
 from bench.workload import (
     IMAGE_SIZE,
@@ -124,12 +124,12 @@ def timed_run(label: str, pipeline: str, argv: list[str], expected_rows: int, re
 
     The time is the pipeline's `run(argv)` call inside that process (Python and library start-up excluded);
     for cam-audit without its launcher checks (run_info.json's wall_seconds), which hold the LiteRT conversion.
-    The output folder is removed first, so every run writes into an empty one, as a first run does: a run whose
-    heatmap renames replace the last run's files is slower, by a varying amount (bench/README.md).
+    The last run's output is set aside first (bench.set_aside: moved, not deleted), so every run writes into an
+    empty folder, as a first run does, with no files freed just before it.
     """
     from pipeline.summary import read_records
 
-    shutil.rmtree(argv[argv.index("--output") + 1], ignore_errors=True)
+    set_aside(Path(argv[argv.index("--output") + 1]))
     measured, other_cores = measure_apart(["pipeline", pipeline, "--", *argv])
     seconds = measured.get("pipeline_seconds", measured["seconds"])
     statuses = read_records(argv[argv.index("--output") + 1], columns=["status"]).column("status").to_pylist()
@@ -388,6 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   "targets": [{**dataclasses.asdict(t), "verdict": t.verdict} for t in targets]},
                                  indent=2))
     print_report(results, args, device)
+    empty_set_aside(args.out / "runs")
     print(f"Raw figures: {report}   ({time.perf_counter() - started:.0f} s in all)")
     return 0
 

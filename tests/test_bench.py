@@ -12,6 +12,7 @@ import pytest
 from bench.full import check_records
 from bench.report import BASE_SUFFIX, Measurements, best_steady_rate, growth, steady_rate
 from bench.rss import watch_command
+from bench.set_aside import SET_ASIDE, empty_set_aside, set_aside
 from tests.conftest import TinyArchive
 
 
@@ -47,6 +48,27 @@ def test_check_records_accounts_for_every_manifest_line() -> None:
     check = check_records(["a", "b", "c"], ["a", "a", "x"], ["ok", "ok", "ok"])
     assert not check.passed
     assert (check.rows, check.missing, check.unexpected, check.duplicated) == (3, 2, 1, 1)
+
+
+def test_set_aside_moves_an_output_away_whole_and_deletes_only_later(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    output = runs / "near_free_jpg"
+    (output / "heatmaps").mkdir(parents=True)
+    (output / "heatmaps" / "image1.jpg").write_bytes(b"jpeg")
+    kept = runs / "cam_audit_jpg"
+    kept.mkdir()
+
+    first = set_aside(output)
+    assert first is not None and not output.exists() and kept.exists()
+    assert (first / "heatmaps" / "image1.jpg").read_bytes() == b"jpeg"  # moved whole, nothing deleted yet
+    output.mkdir()
+    second = set_aside(output)
+    assert second is not None and second != first and first.exists()
+    assert set_aside(runs / "never_written") is None
+
+    assert empty_set_aside(runs) == 2
+    assert not (runs / SET_ASIDE).exists() and kept.exists()
+    assert empty_set_aside(runs) == 0
 
 
 def test_watch_command_sees_the_peak_of_a_child_process() -> None:

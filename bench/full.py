@@ -108,10 +108,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = [sys.executable, "-m", "pipeline.run", *audit_argv(manifest, model, output, args.batch_size, extra)]
     print(f"[bench-full] {len(manifest_paths)} images, {args.workers} SDK worker processes:\n  {' '.join(command)}",
           flush=True)
-    # Into an empty folder, as a first run: over the last run's 40,005 heatmaps every rename would replace one.
+    # Into an empty folder, as a first run: over the last run's heatmaps every rename would replace one.
     set_aside(output)
     started = time.time()
     watched = watch_command(command, cwd=str(REPO_ROOT))
+    empty_set_aside(args.out)  # the last run's output, once the run is timed (failed or not)
     if watched.returncode != 0:
         print(watched.output_tail, file=sys.stderr)
         return 1
@@ -137,7 +138,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command": command,
     }
     (args.out / "bench_full.json").write_text(json.dumps(summary, indent=2))
-    empty_set_aside(args.out)  # the last run's output, after the timing
     print(f"\ncam-audit bench-full: {n} images{'' if n == MURA_IMAGES else f' (full MURA is {MURA_IMAGES})'}, "
           f"{args.workers} SDK worker processes")
     print(f"  wall {watched.seconds:.0f} s ({n / watched.seconds:.1f} images/s, launcher start-up included); "

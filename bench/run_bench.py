@@ -129,10 +129,11 @@ def timed_run(label: str, pipeline: str, argv: list[str], expected_rows: int, re
     """
     from pipeline.summary import read_records
 
-    set_aside(Path(argv[argv.index("--output") + 1]))
+    output = argv[argv.index("--output") + 1]
+    set_aside(Path(output))
     measured, other_cores = measure_apart(["pipeline", pipeline, "--", *argv])
     seconds = measured.get("pipeline_seconds", measured["seconds"])
-    statuses = read_records(argv[argv.index("--output") + 1], columns=["status"]).column("status").to_pylist()
+    statuses = read_records(output, columns=["status"]).column("status").to_pylist()
     if len(statuses) != expected_rows or statuses.count("ok") != expected_rows:
         raise RuntimeError(f"{label}: expected {expected_rows} ok rows, got {len(statuses)} "
                            f"({statuses.count('ok')} ok)")
@@ -262,9 +263,11 @@ def pipeline_argv(
 
 def measure_classic(paths: dict[str, Path], args: argparse.Namespace, results: Measurements) -> None:
     """The classic per-image recipe on the first classic_images images of the subset."""
+    output = args.out / "runs" / "classic"
+    set_aside(output)
     measured, other_cores = measure_apart(
         ["classic", "--model", str(paths[SEED]), "--archive", str(paths["archive"]), "--manifest",
-         str(paths["subset"]), "--images", str(args.classic_images), "--out", str(args.out / "runs" / "classic")])
+         str(paths["subset"]), "--images", str(args.classic_images), "--out", str(output)])
     results.record("classic", measured["seconds"], other_cores)
     results.rates["classic"] = measured["images"] / measured["seconds"]
     print(f"[bench] classic recipe: {measured['images']} images in {measured['seconds']:.2f} s", flush=True)
@@ -279,7 +282,9 @@ def measure_rss(paths: dict[str, Path], all_paths: list[str], args: argparse.Nam
         extra = ["--direct_num_workers", str(args.rss_workers), "--direct_running_mode", "multi_processing"]
         extra += ["--no_heatmaps"] if args.rss_no_heatmaps else []
         extra += cam_audit_flags(args)
-        argv = audit_argv(manifest, paths[SEED], args.out / "runs" / f"rss_{size}", args.batch_size, extra)
+        output = args.out / "runs" / f"rss_{size}"
+        set_aside(output)
+        argv = audit_argv(manifest, paths[SEED], output, args.batch_size, extra)
         watched = watch_command([sys.executable, "-m", "pipeline.run", *argv], cwd=str(REPO_ROOT))
         if watched.returncode != 0:
             raise RuntimeError(f"memory run of {size} images failed:\n{watched.output_tail}")
@@ -368,27 +373,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"[bench] {device}; {len(all_paths)} images in the archive; load average {results.load_average_start}",
           flush=True)
-    for _ in range(args.repeats):
-        measure_round(paths, args, results)
-    results.share_with_peak = share_with_peak(args.out / "runs" / "cam_audit_jpg")
-    measure_variants(paths, args, results)
-    if "classic" not in args.skip:
-        measure_classic(paths, args, results)
-    if "rss" not in args.skip:
-        measure_rss(paths, all_paths, args, results)
-    if "methods" not in args.skip:
-        from bench.methods import measure_methods
+    try:
+        for _ in range(args.repeats):
+            measure_round(paths, args, results)
+        results.share_with_peak = share_with_peak(args.out / "runs" / "cam_audit_jpg")
+        measure_variants(paths, args, results)
+        if "classic" not in args.skip:
+            measure_classic(paths, args, results)
+        if "rss" not in args.skip:
+            measure_rss(paths, all_paths, args, results)
+        if "methods" not in args.skip:
+            from bench.methods import measure_methods
 
-        results.methods = measure_methods(paths["model"], paths["archive"], paths["base"], args.batch_size,
-                                          args.limit_seconds)
-    results.load_average_end = os.getloadavg()
-    report = args.out / "bench.json"
-    _, targets = summarise(results, args)
-    report.write_text(json.dumps({**dataclasses.asdict(results),
-                                  "targets": [{**dataclasses.asdict(t), "verdict": t.verdict} for t in targets]},
-                                 indent=2))
-    print_report(results, args, device)
-    empty_set_aside(args.out / "runs")
+            results.methods = measure_methods(paths["model"], paths["archive"], paths["base"], args.batch_size,
+                                              args.limit_seconds)
+        results.load_average_end = os.getloadavg()
+        report = args.out / "bench.json"
+        _, targets = summarise(results, args)
+        report.write_text(json.dumps({**dataclasses.asdict(results),
+                                      "targets": [{**dataclasses.asdict(t), "verdict": t.verdict} for t in targets]},
+                                     indent=2))
+        print_report(results, args, device)
+    finally:
+        empty_set_aside(args.out / "runs")  # after the last measurement, or after a failed one
     print(f"Raw figures: {report}   ({time.perf_counter() - started:.0f} s in all)")
     return 0
 

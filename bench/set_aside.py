@@ -1,6 +1,6 @@
 """Empty output folders for timed runs, without deleting files just before one.
 
-On an ext4 file system without a journal (this VM's), a new file's inode is not taken from those freed in
+On an ext4 file system without a journal, a new file's inode is not taken from those freed in
 the last minute or more: each creation walks past them. A run started right after deleting the last run's
 heatmaps, or one whose renames replace them (--overwrite), pays system time per image that a first run
 into an empty folder does not (bench/README.md, "Session 10"). A timed run's previous output is therefore
@@ -32,6 +32,6 @@ def empty_set_aside(parent: Path) -> int:
     trash = parent / SET_ASIDE
     if not trash.exists():
         return 0
-    moved = sorted(trash.iterdir())
+    folders = sum(1 for _ in trash.iterdir())
     shutil.rmtree(trash)
-    return len(moved)
+    return folders

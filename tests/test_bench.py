@@ -57,9 +57,11 @@ def test_set_aside_moves_an_output_away_whole_and_deletes_only_later(tmp_path: P
     (output / "heatmaps" / "image1.jpg").write_bytes(b"jpeg")
     kept = runs / "cam_audit_jpg"
     kept.mkdir()
+    inode = output.stat().st_ino
 
     first = set_aside(output)
     assert first is not None and not output.exists() and kept.exists()
+    assert first.stat().st_ino == inode  # renamed, not copied and deleted
     assert (first / "heatmaps" / "image1.jpg").read_bytes() == b"jpeg"  # moved whole, nothing deleted yet
     output.mkdir()
     second = set_aside(output)

@@ -16,6 +16,7 @@ from pipeline.options import CamAuditOptions
 from pipeline.summary import study_files
 from transforms import files
 from transforms.backends.choice import check_backend, flatbuffer_or_warn, wants_litert
+from transforms.backends.litert_cache import LiteRtCache, conversion_key, default_cache_dir
 from transforms.cam_head import model_input_size
 from transforms.devices import ImageThreads, gpu_names, usable_cores
 from transforms.explain import ExplainCams
@@ -218,6 +219,12 @@ def abnormal_class(class_names: tuple[str, ...]) -> int:
     return lowered.index("abnormal") if "abnormal" in lowered else len(class_names) - 1
 
 
+def litert_cache(options: CamAuditOptions, model_sha256: str, method: str) -> LiteRtCache | None:
+    """Where the launcher keeps this model's LiteRT conversion (--litert_cache_dir); None: nowhere."""
+    folder = default_cache_dir() if options.litert_cache_dir is None else options.litert_cache_dir
+    return LiteRtCache(folder, conversion_key(model_sha256, method, options.preprocess)) if folder else None
+
+
 def plan_audit(options: CamAuditOptions) -> AuditPlan:
     """Check every option, the manifest, the output folder and the model; touch nothing.
 
@@ -292,7 +299,7 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
     if wants_litert(options.backend, method_name, options.mixed_precision, bool(gpu_names())):
         # Converted and checked once here, not in every worker: conversion takes seconds to tens of
         # seconds and a few hundred MiB (bench/README.md). On any failure the run uses TensorFlow.
-        litert_flatbuffer = flatbuffer_or_warn(method)
+        litert_flatbuffer = flatbuffer_or_warn(method, litert_cache(options, sha256, method_name))
         if litert_flatbuffer is None:
             loader.backend = "tensorflow"
         else:

@@ -205,6 +205,14 @@ class CamAuditOptions(PipelineOptions):
             "against TensorFlow; a model LiteRT cannot convert or match runs on TensorFlow, with one warning.",
         )
         group.add_argument(
+            "--litert_cache_dir",
+            default=None,
+            help="Folder on the launching machine where converted LiteRT models are kept, so a model is converted "
+            "once (seconds to a minute), not at every run; an entry is still checked against TensorFlow at "
+            "every run. Default: $XDG_CACHE_HOME/cam-audit/litert (~/.cache/cam-audit/litert). An empty "
+            "string converts at every run and keeps nothing.",
+        )
+        group.add_argument(
             "--max_pixels",
             type=int,
             default=DEFAULT_MAX_PIXELS,

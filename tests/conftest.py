@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,20 @@ if TYPE_CHECKING:
     import keras
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def litert_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The session's own cache home: runs never touch the user's ~/.cache, and keep their LiteRT conversions
+    (transforms/backends/litert_cache.py) for this session only."""
+    folder = tmp_path_factory.mktemp("xdg_cache_home")
+    previous = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = previous
 
 TINY_INPUT = 32
 

@@ -101,7 +101,7 @@ def test_a_model_litert_cannot_convert_falls_back_with_one_warning(caplog: pytes
         assert flatbuffer_or_warn(ClassicCam(model)) is None
     assert len(caplog.records) == 1
     assert "runs on TensorFlow instead" in caplog.records[0].message
-    assert "could not convert or run" in caplog.records[0].message
+    assert "LiteRT could not convert the model" in caplog.records[0].message
 
 
 def test_a_staged_model_that_changed_is_refused(tmp_path: Path) -> None:

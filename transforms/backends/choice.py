@@ -9,6 +9,7 @@ import numpy as np
 
 from transforms import files
 from transforms.backends.litert import LiteRtCam, convert_cam_model, litert_installed
+from transforms.backends.litert_cache import LiteRtCache
 from transforms.methods.base import CamMethod, Explained
 from transforms.model_files import file_sha256
 
@@ -75,8 +76,22 @@ def outputs_mismatch(reference: Explained, candidate: Explained, tolerance: floa
     return None
 
 
-def checked_flatbuffer(method: CamMethod) -> bytes:
-    """Convert the method's one-pass model to LiteRT and check it against TensorFlow on probe inputs.
+def _probe_outputs(flatbuffer: bytes, method: CamMethod, probes: np.ndarray) -> Explained:
+    """The flatbuffer's outputs on the probe inputs; LiteRtRefusedError when the runtime cannot run it."""
+    try:
+        return LiteRtCam(flatbuffer, method.cam_class, batch_size=len(probes))(probes)
+    except Exception as error:  # the runtime's RuntimeError or ValueError, ...
+        raise _refusal("run", error) from error
+
+
+def _refusal(step: str, error: Exception) -> LiteRtRefusedError:
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+    return LiteRtRefusedError(f"LiteRT could not {step} the model ({type(error).__name__}: {reason})")
+
+
+def checked_flatbuffer(method: CamMethod, cache: LiteRtCache | None = None) -> bytes:
+    """The method's one-pass model as a LiteRT flatbuffer that matches TensorFlow on probe inputs: `cache`'s entry
+    when it has one that passes the check, else a fresh conversion (then kept in `cache`).
 
     Raises:
         LiteRtRefusedError: the method has no LiteRT path, the package is missing, conversion or the
@@ -89,24 +104,32 @@ def checked_flatbuffer(method: CamMethod) -> bytes:
     if not litert_installed():
         raise LiteRtRefusedError("the ai-edge-litert package is not installed (pip install 'cam-audit[litert]')")
     probes = probe_batch(method.input_size)
+    reference = tuple(np.asarray(output) for output in method.explain(probes))
+    cached = cache.load() if cache is not None else None
+    if cached is not None:
+        try:
+            mismatch = outputs_mismatch(reference, _probe_outputs(cached, method, probes))  # type: ignore[arg-type]
+        except LiteRtRefusedError as refused:
+            mismatch = str(refused)
+        if mismatch is None:
+            return cached
+        _LOGGER.warning("the cached LiteRT model %s failed its check (%s): converting the model again",
+                        cache.path, mismatch)  # type: ignore[union-attr]
     try:
         flatbuffer = convert_cam_model(method.cam_model)  # type: ignore[attr-defined] - ClassicCam's model
-        candidate = LiteRtCam(flatbuffer, method.cam_class, batch_size=len(probes))(probes)
-    except Exception as error:  # the converter's ConverterError, the runtime's RuntimeError, ...
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
-        raise LiteRtRefusedError(
-            f"LiteRT could not convert or run the model ({type(error).__name__}: {reason})"
-        ) from error
-    reference = tuple(np.asarray(output) for output in method.explain(probes))
-    if mismatch := outputs_mismatch(reference, candidate):  # type: ignore[arg-type]
+    except Exception as error:  # the converter's ConverterError, ...
+        raise _refusal("convert", error) from error
+    if mismatch := outputs_mismatch(reference, _probe_outputs(flatbuffer, method, probes)):  # type: ignore[arg-type]
         raise LiteRtRefusedError(mismatch)
+    if cache is not None:
+        cache.store(flatbuffer)
     return flatbuffer
 
 
-def flatbuffer_or_warn(method: CamMethod) -> bytes | None:
+def flatbuffer_or_warn(method: CamMethod, cache: LiteRtCache | None = None) -> bytes | None:
     """`checked_flatbuffer`, or None after the one warning that says why TensorFlow runs instead."""
     try:
-        return checked_flatbuffer(method)
+        return checked_flatbuffer(method, cache)
     except LiteRtRefusedError as refused:
         _LOGGER.warning("LiteRT backend not used, the model runs on TensorFlow instead: %s", refused)
         return None

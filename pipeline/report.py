@@ -157,7 +157,7 @@ def build_report(output_dir: str, study_threshold: float | None = None, rebuild:
     signal = shortcut_signal(tables)
     counts = flag_counts(tables.ok)
     by_part = {part: flag_counts([r for r in tables.ok if (r["body_part"] or "unknown") == part])
-               for part in {r["body_part"] or "unknown" for r in tables.ok}}
+               for part in sorted({r["body_part"] or "unknown" for r in tables.ok})}
     without_study = sum(1 for r in tables.records if r.get("study_id") is None)
     metrics["flags"] = {"counts": counts, "by_body_part": by_part, "shortcut": signal}
     metrics["methods"] = per_method(tables, extra_numeric_columns(records))

@@ -5,12 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import transforms.metrics as metrics
 from transforms.metrics import (
     accuracy,
     auroc,
+    auroc_of_counts,
     binary_metrics,
     bootstrap_interval,
     cohen_kappa,
+    kappa_of_counts,
+    resample_counts,
     roc_curve_points,
     study_votes,
 )
@@ -84,9 +88,50 @@ def test_auroc_hand_computed_with_a_tie() -> None:
 
 def test_bootstrap_is_seeded() -> None:
     labels, scores = generated(5, 80)
-    first = bootstrap_interval(auroc, labels, scores, 100, seed=3)
-    assert first == bootstrap_interval(auroc, labels, scores, 100, seed=3)
-    assert first != bootstrap_interval(auroc, labels, scores, 100, seed=4)
+    first = bootstrap_interval(auroc_of_counts, labels, scores, 100, seed=3)
+    assert first == bootstrap_interval(auroc_of_counts, labels, scores, 100, seed=3)
+    assert first != bootstrap_interval(auroc_of_counts, labels, scores, 100, seed=4)
+
+
+def one_resample_at_a_time(statistic, labels: np.ndarray, values: np.ndarray, resamples: int, seed: int) -> list:
+    """The plain bootstrap: draw each resample's rows, compute the statistic on them (None where undefined)."""
+    rng = np.random.default_rng(seed)
+    return [statistic(labels[index], values[index])
+            for index in (rng.integers(0, len(labels), len(labels)) for _ in range(resamples))]  # fmt: skip
+
+
+@pytest.mark.parametrize(("seed", "n", "chunk"), [(0, 40, 4_000_000), (1, 301, 1_000), (2, 7, 3), (3, 120, 500)])
+def test_resample_counts_give_each_resamples_statistic_bit_for_bit(
+    seed: int, n: int, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Chunks of every size, down to one resample at a time; tiny samples where a class often goes missing.
+    monkeypatch.setattr(metrics, "BOOTSTRAP_CHUNK_ELEMENTS", chunk)
+    labels, scores = generated(seed, n, rounding=1)
+    predictions = (scores > 0.5).astype(np.int64)
+    areas = np.concatenate([auroc_of_counts(labels, scores, c) for c in resample_counts(n, 150, seed)])
+    kappas = np.concatenate([kappa_of_counts(labels, predictions, c) for c in resample_counts(n, 150, seed)])
+    expected_areas = one_resample_at_a_time(auroc, labels, scores, 150, seed)
+    expected_kappas = one_resample_at_a_time(cohen_kappa, labels, predictions, 150, seed)
+    assert [None if np.isnan(a) else float(a) for a in areas] == expected_areas
+    assert [float(k) for k in kappas] == expected_kappas
+    # The interval is the percentile of the defined estimates, as the plain bootstrap gives it.
+    defined = [a for a in expected_areas if a is not None]
+    tail = (1.0 - 0.95) / 2.0 * 100.0  # as bootstrap_interval computes it (2.4999999999999978)
+    assert bootstrap_interval(auroc_of_counts, labels, scores, 150, seed) == tuple(
+        float(v) for v in np.percentile(defined, (tail, 100.0 - tail))
+    )
+
+
+def test_kappa_of_counts_where_chance_agreement_is_total() -> None:
+    # Every resample of one-class labels and predictions: p_e = 1, kappa 1.0 where they agree, else 0.0.
+    ones = np.ones(6, np.int64)
+    counts = np.array([[1, 1, 1, 1, 1, 1], [6, 0, 0, 0, 0, 0]])
+    assert kappa_of_counts(ones, ones, counts).tolist() == [1.0, 1.0]
+    # Two rows, both agreeing: drawn once each, p_o = 1 and p_e = 0.5 (kappa 1.0); the first row twice, p_e = 1.
+    # One row agreeing and one not, each once: p_o = 0.5, p_e = 0.5 * 0 + 0.5 * 1 = 0.5, kappa 0.0.
+    both = np.array([[1, 1], [2, 0]])
+    assert kappa_of_counts(np.array([1, 0]), np.array([1, 0]), both).tolist() == [1.0, 1.0]
+    assert kappa_of_counts(np.array([1, 0]), np.array([1, 1]), both[:1]).tolist() == [0.0]
 
 
 def test_degenerate_groups() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -108,33 +108,105 @@ def roc_curve_points(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray
     return np.r_[0.0, false_positives / negatives], np.r_[0.0, true_positives / positives]
 
 
+# Resample counts held at once (resamples x rows, int64): 32 MB.
+BOOTSTRAP_CHUNK_ELEMENTS = 4_000_000
+
+
+def resample_counts(rows: int, resamples: int, seed: int) -> Iterator[np.ndarray]:
+    """Bootstrap resamples as counts per row (how often each row was drawn), a chunk of resamples x rows at a
+    time; each resample drawn with its own `rng.integers(0, rows, rows)` from one seeded generator."""
+    rng = np.random.default_rng(seed)
+    chunk = max(1, BOOTSTRAP_CHUNK_ELEMENTS // rows)
+    for first in range(0, resamples, chunk):
+        size = min(chunk, resamples - first)
+        draws = np.stack([rng.integers(0, rows, rows) for _ in range(size)])
+        offsets = np.arange(size)[:, None] * rows
+        yield np.bincount((draws + offsets).ravel(), minlength=size * rows).reshape(size, rows)
+
+
+def auroc_of_counts(labels: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """`auroc` of each resample given as counts per row (resamples x rows); NaN where a class is missing.
+
+    The rank-sum formula over runs of equal scores, in integers (ranks doubled): a run's rows share the
+    average rank `before + (size + 1) / 2`. The rank sums are exact, so each value equals `auroc` of the
+    resampled rows bit for bit, without a sort per resample.
+    """
+    positive_rows = np.asarray(labels) == 1
+    scores = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(scores, kind="mergesort")
+    ordered = scores[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    drawn = counts[:, order]
+    run_positives = np.add.reduceat(drawn * positive_rows[order], starts, axis=1)
+    run_sizes = np.add.reduceat(drawn, starts, axis=1)
+    before = np.cumsum(run_sizes, axis=1) - run_sizes
+    rank_sums = (run_positives * (2 * before + run_sizes + 1)).sum(axis=1) / 2.0
+    positives = run_positives.sum(axis=1)
+    negatives = run_sizes.sum(axis=1) - positives
+    defined = (positives > 0) & (negatives > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        areas = (rank_sums - positives * (positives + 1) / 2.0) / (positives * negatives)
+    return np.where(defined, areas, np.nan)
+
+
+def kappa_of_counts(labels: np.ndarray, predictions: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """`cohen_kappa` of each resample given as counts per row (resamples x rows), with the same arithmetic."""
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    rows = counts.sum(axis=1)
+    observed = (counts * (labels == predictions)).sum(axis=1) / rows
+    # Classes of the whole sample; one a resample lacks adds 0.0 to the sum, which changes nothing.
+    expected = np.zeros(len(counts))
+    for value in np.union1d(labels, predictions):
+        expected = expected + (counts * (labels == value)).sum(axis=1) / rows * (
+            (counts * (predictions == value)).sum(axis=1) / rows
+        )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kappas = (observed - expected) / (1.0 - expected)
+    return np.where(expected >= 1.0, np.where(observed == 1.0, 1.0, 0.0), kappas)
+
+
+def bootstrap_intervals(
+    statistics: Sequence[tuple[Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray], np.ndarray]],
+    labels: np.ndarray,
+    resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> list[tuple[float, float] | None]:
+    """Percentile bootstrap intervals of statistics of (labels, values), over the same seeded resamples of rows.
+
+    Each `statistic(labels, values, counts)` gives one estimate per resample (`resample_counts`), NaN where it
+    is undefined; those are dropped, and an interval is None when fewer than half remain.
+    """
+    labels = np.asarray(labels)
+    if len(labels) == 0:
+        return [None] * len(statistics)
+    estimates: list[list[np.ndarray]] = [[] for _ in statistics]
+    for counts in resample_counts(len(labels), resamples, seed):
+        for found, (statistic, values) in zip(estimates, statistics, strict=True):
+            found.append(statistic(labels, np.asarray(values), counts))
+    tail = (1.0 - level) / 2.0 * 100.0
+    intervals: list[tuple[float, float] | None] = []
+    for found in estimates:
+        defined = np.concatenate(found)
+        defined = defined[~np.isnan(defined)]
+        if len(defined) < resamples / 2:
+            intervals.append(None)
+            continue
+        low, high = np.percentile(defined, (tail, 100.0 - tail))
+        intervals.append((float(low), float(high)))
+    return intervals
+
+
 def bootstrap_interval(
-    statistic: Callable[[np.ndarray, np.ndarray], float | None],
+    statistic: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
     labels: np.ndarray,
     values: np.ndarray,
     resamples: int = 1000,
     seed: int = 0,
     level: float = 0.95,
 ) -> tuple[float, float] | None:
-    """Percentile bootstrap interval of statistic(labels, values), resampling rows with a seeded RNG.
-
-    Resamples where the statistic is undefined (None) are dropped; None when fewer than half remain.
-    """
-    labels, values = np.asarray(labels), np.asarray(values)
-    if len(labels) == 0:
-        return None
-    rng = np.random.default_rng(seed)
-    estimates = []
-    for _ in range(resamples):
-        index = rng.integers(0, len(labels), len(labels))
-        estimate = statistic(labels[index], values[index])
-        if estimate is not None:
-            estimates.append(estimate)
-    if len(estimates) < resamples / 2:
-        return None
-    tail = (1.0 - level) / 2.0 * 100.0
-    low, high = np.percentile(estimates, (tail, 100.0 - tail))
-    return float(low), float(high)
+    """`bootstrap_intervals` of one statistic."""
+    return bootstrap_intervals([(statistic, values)], labels, resamples, seed, level)[0]
 
 
 def binary_metrics(
@@ -157,6 +229,11 @@ def binary_metrics(
         notes["sensitivity" if not positives else "specificity"] = "no rows of that class"
     kappa = cohen_kappa(labels, predictions)
     area = auroc(labels, scores)
+    # Both intervals from the same resamples (one seed): drawn once.
+    wanted = [(name, statistic, values) for name, statistic, values, value in (
+        ("auroc", auroc_of_counts, scores, area), ("kappa", kappa_of_counts, predictions, kappa)) if value is not None]
+    intervals = dict(zip([name for name, _, _ in wanted], bootstrap_intervals(
+        [(statistic, values) for _, statistic, values in wanted], labels, resamples, seed), strict=True))
     return {
         "n": len(labels),
         "n_abnormal": positives,
@@ -164,10 +241,8 @@ def binary_metrics(
         "sensitivity": sensitivity(labels, predictions),
         "specificity": specificity(labels, predictions),
         "auroc": area,
-        "auroc_ci95": None if area is None else bootstrap_interval(auroc, labels, scores, resamples, seed),
+        "auroc_ci95": intervals.get("auroc"),
         "kappa": kappa,
-        "kappa_ci95": None if kappa is None else bootstrap_interval(
-            lambda y, s: cohen_kappa(y, (s > threshold).astype(np.int64)), labels, scores, resamples, seed
-        ),
+        "kappa_ci95": intervals.get("kappa"),
         "notes": notes,
     }

@@ -16,7 +16,7 @@ from pipeline.options import CamAuditOptions
 from pipeline.summary import study_files
 from transforms import files
 from transforms.backends.choice import check_backend, flatbuffer_or_warn, wants_litert
-from transforms.backends.litert_cache import LiteRtCache, conversion_key, default_cache_dir
+from transforms.backends.litert_cache import LiteRtCache, check_cache_dir, conversion_key, default_cache_dir
 from transforms.cam_head import model_input_size
 from transforms.devices import ImageThreads, gpu_names, usable_cores
 from transforms.explain import ExplainCams
@@ -67,6 +67,7 @@ class AuditPlan:
     heatmap_max_side: int = DEFAULT_HEATMAP_MAX_SIDE
     records_per_commit: int = ROWS_PER_BUNDLE_FILE
     litert_flatbuffer: bytes | None = None  # the checked LiteRT model, staged by prepare_output for the workers
+    litert_cache: LiteRtCache | None = None  # where prepare_output keeps the checked LiteRT model for later runs
     explainer: str = ""  # method and target layer, for the start-up line
     image_threads: ImageThreads = ImageThreads()  # per-image stages' threads, settled on each worker
     redistribute: bool = True  # reshuffle the manifest's rows over the workers (not on a single local worker)
@@ -114,7 +115,7 @@ def prepare_output(plan: AuditPlan) -> None:
     It takes a plan, so it can only run once every check of `plan_audit` has passed. A probe file is
     written and deleted first, so an output folder that cannot be written (a read-only bucket) fails
     here, with exit 2, before anything is deleted or any image read. It also stages the LiteRT model
-    the launcher converted, where the workers read it.
+    the launcher converted, where the workers read it, and keeps it in the LiteRT cache for later runs.
     """
     probe = join_path(plan.output_dir, files.TEMP_PREFIX + "probe")
     try:
@@ -125,6 +126,8 @@ def prepare_output(plan: AuditPlan) -> None:
     files.delete(plan.previous_records)
     if plan.litert_flatbuffer is not None:
         files.write_bytes_atomic(litert_model_path(plan.output_dir), plan.litert_flatbuffer)
+    if plan.litert_cache is not None:
+        plan.litert_cache.keep(plan.litert_flatbuffer)
 
 
 def runner_kind(options: PipelineOptions) -> str:
@@ -246,6 +249,7 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
     if not 0.0 <= options.study_threshold <= 1.0:
         raise ValueError(f"--study_threshold must be within 0..1, got {options.study_threshold}")
     check_backend(options.backend, options.mixed_precision)
+    check_cache_dir(options.litert_cache_dir or "")
 
     def make_loader(method: str) -> CamModelLoader:
         return CamModelLoader(
@@ -295,11 +299,12 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
     features = " x ".join("B" if size is None else str(size) for size in method.features.shape)
     explainer = f"method {method_name}, target layer {method.target_name} ({features})"
     target_layer = method.target_name
-    litert_flatbuffer = None
+    litert_flatbuffer, cache = None, None
     if wants_litert(options.backend, method_name, options.mixed_precision, bool(gpu_names())):
         # Converted and checked once here, not in every worker: conversion takes seconds to tens of
         # seconds and a few hundred MiB (bench/README.md). On any failure the run uses TensorFlow.
-        litert_flatbuffer = flatbuffer_or_warn(method, litert_cache(options, sha256, method_name))
+        cache = litert_cache(options, sha256, method_name)
+        litert_flatbuffer = flatbuffer_or_warn(method, cache)
         if litert_flatbuffer is None:
             loader.backend = "tensorflow"
         else:
@@ -347,6 +352,7 @@ def plan_audit(options: CamAuditOptions) -> AuditPlan:
         study_threshold=float(options.study_threshold),
         abnormal_class=abnormal_class(class_names),
         litert_flatbuffer=litert_flatbuffer,
+        litert_cache=cache,
         explainer=explainer,
         image_threads=ImageThreads(options.image_threads, cores_per_process(options)),
         redistribute=not local_single_worker(options),

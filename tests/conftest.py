@@ -28,7 +28,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 @pytest.fixture(scope="session", autouse=True)
 def litert_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The session's own cache home: runs never touch the user's ~/.cache, and keep their LiteRT conversions
-    (transforms/backends/litert_cache.py) for this session only."""
+    (transforms/backends/litert_cache.py) for this session only. So only the first LiteRT run of a model in the
+    session converts it; a test about conversion itself passes its own --litert_cache_dir (or calls
+    `checked_flatbuffer` without a cache)."""
     folder = tmp_path_factory.mktemp("xdg_cache_home")
     previous = os.environ.get("XDG_CACHE_HOME")
     os.environ["XDG_CACHE_HOME"] = str(folder)

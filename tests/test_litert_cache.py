@@ -4,52 +4,98 @@ them, used only once they pass the same check against TensorFlow as a fresh conv
 from __future__ import annotations
 
 import logging
+import os
+import time
 from pathlib import Path
 
 import keras
 import pytest
 
 import transforms.backends.choice as choice
-from pipeline.build import plan_audit
-from tests.conftest import TinyArchive
+from pipeline.build import plan_audit, prepare_output
+from tests.conftest import TinyArchive, build_tiny_cam_model
 from tests.test_build import audit_options, base_args
 from transforms.backends.choice import checked_flatbuffer
-from transforms.backends.litert_cache import LiteRtCache, conversion_key, default_cache_dir, source_digest
+from transforms.backends.litert_cache import (
+    LiteRtCache,
+    check_cache_dir,
+    conversion_key,
+    default_cache_dir,
+    source_digest,
+)
 from transforms.methods.cam import ClassicCam
 
 SHA = "a" * 64
 
 
-def test_the_key_changes_with_each_thing_the_flatbuffer_is_made_from() -> None:
-    pytest.importorskip("tensorflow")
+def test_the_key_changes_with_each_thing_the_flatbuffer_is_made_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tf = pytest.importorskip("tensorflow")
     key = conversion_key(SHA, "cam", "none")
     assert key == conversion_key(SHA, "cam", "none") and len(key) == 64
     assert len({key, conversion_key("b" * 64, "cam", "none"), conversion_key(SHA, "cam", "mobilenet_v2"),
                 conversion_key(SHA, "gradcam", "none")}) == 4  # fmt: skip
-    # The code that builds and converts the model is part of it: other sources, another digest.
-    assert source_digest() == source_digest() != source_digest(("transforms.methods.base",))
+    monkeypatch.setattr(tf, "__version__", tf.__version__ + ".other")
+    assert conversion_key(SHA, "cam", "none") != key  # another converter
+    # The code is part of it: the same module names, one file edited, another digest.
+    (tmp_path / "cache_probe_module.py").write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = source_digest(("cache_probe_module",))
+    (tmp_path / "cache_probe_module.py").write_text("VALUE = 2\n")
+    assert source_digest(("cache_probe_module",)) != before
 
 
-def test_the_default_folder_follows_xdg_cache_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_the_default_folder_follows_xdg_cache_home_and_needs_absolute_paths(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert default_cache_dir() == str(tmp_path / "cam-audit" / "litert")
-    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # the XDG spec ignores a relative path
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_cache_dir() == str(tmp_path / "home" / ".cache" / "cam-audit" / "litert")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    for home in ("", "/"):  # no usable home: no cache rather than one under the working folder or /
+        monkeypatch.setenv("HOME", home)
+        assert default_cache_dir() == ""
+    with pytest.raises(ValueError, match="local folder"):
+        check_cache_dir("gs://bucket/cache")
+    check_cache_dir(str(tmp_path))
 
 
-def test_an_entry_is_written_whole_and_a_cache_that_cannot_be_written_only_warns(
+def test_an_entry_is_written_whole_kept_private_and_a_cache_that_cannot_be_written_only_warns(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     cache = LiteRtCache(str(tmp_path / "cache"), "k" * 64)
     assert cache.load() is None
     cache.store(b"flatbuffer")
     assert cache.load() == b"flatbuffer" and [p.name for p in (tmp_path / "cache").iterdir()] == ["k" * 64 + ".tflite"]
+    assert (tmp_path / "cache").stat().st_mode & 0o077 == 0  # only its user may plant an entry
     (tmp_path / "file").write_bytes(b"")
     blocked = LiteRtCache(str(tmp_path / "file" / "cache"), "k" * 64)  # under a file: no folder can be made
     with caplog.at_level(logging.WARNING):
         blocked.store(b"flatbuffer")
     assert blocked.load() is None and "the next run converts it again" in caplog.text
+
+
+def test_keep_marks_an_entry_used_replaces_or_removes_it_and_old_files_go(tmp_path: Path) -> None:
+    cache = LiteRtCache(str(tmp_path), "k" * 64)
+    old_entry, abandoned, recent = tmp_path / ("o" * 64 + ".tflite"), tmp_path / ".o.1.tmp", tmp_path / ".r.2.tmp"
+    for path in (old_entry, abandoned, recent):
+        path.write_bytes(b"x")
+    long_ago = time.time() - 40 * 24 * 3600
+    os.utime(old_entry, (long_ago, long_ago))
+    os.utime(abandoned, (time.time() - 7200,) * 2)
+    cache.keep(b"one")  # absent: stored, and what is stale goes
+    assert cache.load() == b"one"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".r.2.tmp", Path(cache.path).name])
+    os.utime(cache.path, (long_ago, long_ago))
+    cache.keep(b"one")  # the same bytes: only marked as used
+    assert Path(cache.path).stat().st_mtime > long_ago + 3600
+    cache.keep(b"two")  # other bytes (an entry that failed its check): replaced
+    assert cache.load() == b"two"
+    cache.keep(None)  # the run uses TensorFlow: an entry there could only have failed its check
+    assert cache.load() is None
 
 
 @pytest.fixture
@@ -58,12 +104,13 @@ def tiny_cam(tiny_model_path: Path) -> ClassicCam:
     return ClassicCam(keras.saving.load_model(tiny_model_path, compile=False))
 
 
-def test_a_checked_entry_replaces_the_conversion_and_a_bad_one_is_converted_again(
+def test_a_checked_entry_replaces_the_conversion_and_one_that_fails_is_converted_again(
     tiny_cam: ClassicCam, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     cache = LiteRtCache(str(tmp_path), "k" * 64)
     converted = checked_flatbuffer(tiny_cam, cache)
-    assert cache.load() == converted  # kept once checked
+    assert cache.load() is None  # planning only reads the cache
+    cache.keep(converted)
     real_convert = choice.convert_cam_model
 
     def no_conversion(model: object) -> bytes:
@@ -71,26 +118,37 @@ def test_a_checked_entry_replaces_the_conversion_and_a_bad_one_is_converted_agai
 
     monkeypatch.setattr(choice, "convert_cam_model", no_conversion)
     assert checked_flatbuffer(tiny_cam, cache) == converted
-    # An entry that fails the check (here: not a flatbuffer at all) is never used: the model is converted again.
     monkeypatch.setattr(choice, "convert_cam_model", real_convert)
-    cache.store(b"not a flatbuffer")
-    with caplog.at_level(logging.WARNING, logger=choice.__name__):
-        assert checked_flatbuffer(tiny_cam, cache) == converted
-    assert "failed its check" in caplog.text and cache.load() == converted
+    # Entries that fail the check are never used: bytes the runtime refuses, and another model's flatbuffer,
+    # which runs but disagrees with TensorFlow.
+    other_model = checked_flatbuffer(ClassicCam(build_tiny_cam_model(seed=1)))
+    for bad, reason in ((b"not a flatbuffer", "could not run"), (other_model, "differ from TensorFlow")):
+        cache.store(bad)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger=choice.__name__):
+            assert checked_flatbuffer(tiny_cam, cache) == converted
+        assert "failed its check" in caplog.text and reason in caplog.text
 
 
-def test_the_launcher_converts_a_model_once_and_an_empty_folder_keeps_nothing(
+def test_the_launcher_converts_a_model_once_keeps_it_after_the_checks_and_an_empty_folder_keeps_nothing(
     tiny_archive: TinyArchive, tiny_model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("ai_edge_litert")
     argv = [*base_args(tiny_archive, tiny_model_path, tmp_path / "out"), "--backend", "litert",
             "--litert_cache_dir", str(tmp_path / "cache")]  # fmt: skip
     first = plan_audit(audit_options(argv))
-    assert first.litert_flatbuffer is not None and len(list((tmp_path / "cache").iterdir())) == 1
+    assert first.litert_flatbuffer is not None and not (tmp_path / "cache").exists()  # planning writes nothing
+    prepare_output(first)
+    assert len(list((tmp_path / "cache").iterdir())) == 1
     real_convert = choice.convert_cam_model
     conversions: list[object] = []
     monkeypatch.setattr(choice, "convert_cam_model", lambda model: conversions.append(model) or real_convert(model))
     assert plan_audit(audit_options(argv)).litert_flatbuffer == first.litert_flatbuffer and not conversions
-    uncached = [*argv[:-1], ""]
-    assert plan_audit(audit_options(uncached)).litert_flatbuffer == first.litert_flatbuffer
-    assert len(conversions) == 1 and len(list((tmp_path / "cache").iterdir())) == 1
+    # Another --preprocess is another graph: converted afresh, its own entry.
+    scaled = plan_audit(audit_options([*argv, "--preprocess", "mobilenet_v2"]))
+    assert len(conversions) == 1 and scaled.litert_cache.key != first.litert_cache.key
+    uncached = plan_audit(audit_options([*argv[:-1], ""]))
+    assert uncached.litert_flatbuffer == first.litert_flatbuffer and uncached.litert_cache is None
+    assert len(conversions) == 2
+    with pytest.raises(ValueError, match="local folder"):
+        plan_audit(audit_options([*argv[:-1], "s3://bucket/cache"]))

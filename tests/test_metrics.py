@@ -11,7 +11,7 @@ from transforms.metrics import (
     auroc,
     auroc_of_counts,
     binary_metrics,
-    bootstrap_interval,
+    bootstrap_intervals,
     cohen_kappa,
     kappa_of_counts,
     resample_counts,
@@ -88,9 +88,9 @@ def test_auroc_hand_computed_with_a_tie() -> None:
 
 def test_bootstrap_is_seeded() -> None:
     labels, scores = generated(5, 80)
-    first = bootstrap_interval(auroc_of_counts, labels, scores, 100, seed=3)
-    assert first == bootstrap_interval(auroc_of_counts, labels, scores, 100, seed=3)
-    assert first != bootstrap_interval(auroc_of_counts, labels, scores, 100, seed=4)
+    first = bootstrap_intervals([(auroc_of_counts, scores)], labels, 100, seed=3)
+    assert first == bootstrap_intervals([(auroc_of_counts, scores)], labels, 100, seed=3)
+    assert first != bootstrap_intervals([(auroc_of_counts, scores)], labels, 100, seed=4)
 
 
 def one_resample_at_a_time(statistic, labels: np.ndarray, values: np.ndarray, resamples: int, seed: int) -> list:
@@ -116,10 +116,10 @@ def test_resample_counts_give_each_resamples_statistic_bit_for_bit(
     assert [float(k) for k in kappas] == expected_kappas
     # The interval is the percentile of the defined estimates, as the plain bootstrap gives it.
     defined = [a for a in expected_areas if a is not None]
-    tail = (1.0 - 0.95) / 2.0 * 100.0  # as bootstrap_interval computes it (2.4999999999999978)
-    assert bootstrap_interval(auroc_of_counts, labels, scores, 150, seed) == tuple(
+    tail = (1.0 - 0.95) / 2.0 * 100.0  # as bootstrap_intervals computes it (2.4999999999999978)
+    assert bootstrap_intervals([(auroc_of_counts, scores)], labels, 150, seed) == [tuple(
         float(v) for v in np.percentile(defined, (tail, 100.0 - tail))
-    )
+    )]
 
 
 def test_kappa_of_counts_where_chance_agreement_is_total() -> None:

@@ -108,7 +108,7 @@ def roc_curve_points(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray
     return np.r_[0.0, false_positives / negatives], np.r_[0.0, true_positives / positives]
 
 
-# Resample counts held at once (resamples x rows, int64): 32 MB.
+# Resample counts held at once (resamples x rows, int64); the statistics' temporaries are a few times as large.
 BOOTSTRAP_CHUNK_ELEMENTS = 4_000_000
 
 
@@ -197,18 +197,6 @@ def bootstrap_intervals(
     return intervals
 
 
-def bootstrap_interval(
-    statistic: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
-    labels: np.ndarray,
-    values: np.ndarray,
-    resamples: int = 1000,
-    seed: int = 0,
-    level: float = 0.95,
-) -> tuple[float, float] | None:
-    """`bootstrap_intervals` of one statistic."""
-    return bootstrap_intervals([(statistic, values)], labels, resamples, seed, level)[0]
-
-
 def binary_metrics(
     labels: np.ndarray, scores: np.ndarray, threshold: float, resamples: int = 1000, seed: int = 0
 ) -> dict[str, Any]:
@@ -229,11 +217,15 @@ def binary_metrics(
         notes["sensitivity" if not positives else "specificity"] = "no rows of that class"
     kappa = cohen_kappa(labels, predictions)
     area = auroc(labels, scores)
-    # Both intervals from the same resamples (one seed): drawn once.
-    wanted = [(name, statistic, values) for name, statistic, values, value in (
-        ("auroc", auroc_of_counts, scores, area), ("kappa", kappa_of_counts, predictions, kappa)) if value is not None]
-    intervals = dict(zip([name for name, _, _ in wanted], bootstrap_intervals(
-        [(statistic, values) for _, statistic, values in wanted], labels, resamples, seed), strict=True))
+    # Both intervals from the same resamples (one seed): drawn once, for the metrics that are defined.
+    names, statistics = [], []
+    if area is not None:
+        names.append("auroc")
+        statistics.append((auroc_of_counts, scores))
+    if kappa is not None:
+        names.append("kappa")
+        statistics.append((kappa_of_counts, predictions))
+    intervals = dict(zip(names, bootstrap_intervals(statistics, labels, resamples, seed), strict=True))
     return {
         "n": len(labels),
         "n_abnormal": positives,

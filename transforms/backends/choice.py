@@ -91,7 +91,8 @@ def _refusal(step: str, error: Exception) -> LiteRtRefusedError:
 
 def checked_flatbuffer(method: CamMethod, cache: LiteRtCache | None = None) -> bytes:
     """The method's one-pass model as a LiteRT flatbuffer that matches TensorFlow on probe inputs: `cache`'s entry
-    when it has one that passes the check, else a fresh conversion (then kept in `cache`).
+    when it has one that passes the check, else a fresh conversion. Only reads the cache: `prepare_output` keeps
+    what the run uses (`LiteRtCache.keep`), once every check has passed.
 
     Raises:
         LiteRtRefusedError: the method has no LiteRT path, the package is missing, conversion or the
@@ -113,7 +114,8 @@ def checked_flatbuffer(method: CamMethod, cache: LiteRtCache | None = None) -> b
             mismatch = str(refused)
         if mismatch is None:
             return cached
-        _LOGGER.warning("the cached LiteRT model %s failed its check (%s): converting the model again",
+        _LOGGER.warning("the cached LiteRT model %s failed its check (%s): converting the model again (the run "
+                        "replaces the entry)",
                         cache.path, mismatch)  # type: ignore[union-attr]
     try:
         flatbuffer = convert_cam_model(method.cam_model)  # type: ignore[attr-defined] - ClassicCam's model
@@ -121,8 +123,6 @@ def checked_flatbuffer(method: CamMethod, cache: LiteRtCache | None = None) -> b
         raise _refusal("convert", error) from error
     if mismatch := outputs_mismatch(reference, _probe_outputs(flatbuffer, method, probes)):  # type: ignore[arg-type]
         raise LiteRtRefusedError(mismatch)
-    if cache is not None:
-        cache.store(flatbuffer)
     return flatbuffer
 
 

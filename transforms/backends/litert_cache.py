@@ -1,9 +1,11 @@
 """LiteRT flatbuffers kept between runs on the launching machine: a model is converted once, not at every run.
 
 The key is everything the flatbuffer is made from: the model file's SHA-256, the method and input scaling, the
-TensorFlow and Keras versions that convert it, and the source of the code that builds and converts the one-pass
-model, so a change to any of them makes a new entry. A cached flatbuffer is still checked against TensorFlow on the
-probe inputs at every run (`choice.checked_flatbuffer`), as a fresh conversion is.
+TensorFlow and Keras versions that convert it, and the source of the code that loads the model and builds and
+converts the one-pass model, so a change to any of them makes a new entry. A cached flatbuffer is still checked
+against TensorFlow on the probe inputs at every run (`choice.checked_flatbuffer`), as a fresh conversion is; the
+folder must still be one only its user can write (it is created so), since a flatbuffer made to pass those four
+fixed probes would be trusted.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import dataclasses
 import hashlib
 import logging
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -19,20 +22,36 @@ _LOGGER = logging.getLogger(__name__)
 
 CACHE_SUBDIR = ("cam-audit", "litert")
 SUFFIX = ".tflite"
-# The modules whose code decides what the flatbuffer holds: the one-pass model's graph and its conversion.
+TEMP_SUFFIX = ".tmp"
+# The modules whose code decides what the flatbuffer holds: the model as loaded, the one-pass graph, its conversion.
 SOURCE_MODULES = (
-    "transforms.methods.base", "transforms.methods.cam", "transforms.cam_head", "transforms.backends.litert",
+    "transforms.model_files", "transforms.methods.base", "transforms.methods.cam", "transforms.cam_head",
+    "transforms.backends.litert",
 )
+# Entries unused this long are removed when a new one is written: every upgrade or code change makes new keys.
+UNUSED_ENTRY_SECONDS = 30 * 24 * 3600
+# A temporary file this old belongs to a writer that died before its rename.
+ABANDONED_TEMP_SECONDS = 3600
 
 
 def default_cache_dir() -> str:
-    """$XDG_CACHE_HOME/cam-audit/litert, or ~/.cache/cam-audit/litert: where per-user caches live on Linux."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, *CACHE_SUBDIR)
+    """$XDG_CACHE_HOME/cam-audit/litert, else ~/.cache/cam-audit/litert; '' (no cache) when neither is an
+    absolute path (the XDG spec ignores a relative $XDG_CACHE_HOME; a user without a home has no cache)."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(xdg):
+        return os.path.join(xdg, *CACHE_SUBDIR)
+    home = os.path.expanduser("~")
+    return os.path.join(home, ".cache", *CACHE_SUBDIR) if os.path.isabs(home) and home != "/" else ""
+
+
+def check_cache_dir(folder: str) -> None:
+    """--litert_cache_dir must be a folder of the launching machine: ValueError for a URI (gs://, s3://, ...)."""
+    if "://" in folder:
+        raise ValueError(f"--litert_cache_dir {folder!r} must be a local folder of the launching machine, not a URI")
 
 
 def source_digest(modules: tuple[str, ...] = SOURCE_MODULES) -> str:
-    """SHA-256 over the source files of `modules`, in order."""
+    """SHA-256 over the names and source files of `modules`, in order."""
     import importlib
 
     digest = hashlib.sha256()
@@ -69,11 +88,28 @@ class LiteRtCache:
         except OSError:
             return None
 
+    def keep(self, flatbuffer: bytes | None) -> None:
+        """After the checks, before the run: mark the entry used if it holds `flatbuffer`, else store it; None (the
+        run uses TensorFlow) removes an entry, which could only be one that failed its check."""
+        if flatbuffer is None:
+            try:
+                os.remove(self.path)
+            except OSError:
+                pass
+        elif self.load() == flatbuffer:
+            try:
+                os.utime(self.path)
+            except OSError:
+                pass
+        else:
+            self.store(flatbuffer)
+
     def store(self, flatbuffer: bytes) -> None:
-        """Write the entry whole (a temporary file renamed into place); a cache that cannot be written only warns."""
-        temporary = os.path.join(self.folder, f".{self.key}.{uuid.uuid4().hex}.tmp")
+        """Write the entry whole (a temporary file renamed into place), then remove entries unused for
+        UNUSED_ENTRY_SECONDS and abandoned temporary files; a cache that cannot be written only warns."""
+        temporary = os.path.join(self.folder, f".{self.key}.{uuid.uuid4().hex}{TEMP_SUFFIX}")
         try:
-            os.makedirs(self.folder, exist_ok=True)
+            os.makedirs(self.folder, mode=0o700, exist_ok=True)
             with open(temporary, "wb") as handle:
                 handle.write(flatbuffer)
             os.replace(temporary, self.path)
@@ -83,4 +119,22 @@ class LiteRtCache:
             try:
                 os.remove(temporary)
             except OSError:
+                pass
+            return
+        self._remove_stale(time.time())
+
+    def _remove_stale(self, now: float) -> None:
+        try:
+            names = os.listdir(self.folder)
+        except OSError:
+            return
+        for name in names:
+            path = os.path.join(self.folder, name)
+            limit = UNUSED_ENTRY_SECONDS if name.endswith(SUFFIX) else ABANDONED_TEMP_SECONDS
+            if path == self.path or not name.endswith((SUFFIX, TEMP_SUFFIX)):
+                continue
+            try:
+                if now - os.stat(path).st_mtime > limit:
+                    os.remove(path)
+            except OSError:  # gone meanwhile, or not ours to remove
                 pass

@@ -15,7 +15,7 @@ CAM_AUDIT_FLAGS = {
     "--preprocess",
     "--cam_class", "--cam_alignment", "--heatmap_format", "--no_heatmaps", "--run_id", "--mixed_precision",
     "--overwrite", "--record_shards", "--max_pixels", "--heatmap_max_side", "--sixteen_bit", "--resume",
-    "--records_per_commit", "--progress_seconds", "--backend",
+    "--records_per_commit", "--progress_seconds", "--backend", "--litert_cache_dir",
     "--method", "--target_layer", "--faithfulness",
 }  # fmt: skip
 # The audit's study and flag options.

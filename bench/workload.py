@@ -43,8 +43,9 @@ def archive_complete(mura: Path) -> bool:
 def audit_argv(manifest: Path, model: Path, output: Path, batch_size: int, extra: Sequence[str] = ()) -> list[str]:
     """cam-audit's command line for one benchmark run. Every run converts its LiteRT model afresh (no
     --litert_cache_dir): the fixed costs and the launcher's memory stay those of a first run, whatever the
-    machine's cache holds."""
-    return ["--manifest", str(manifest), "--model", str(model), "--output", str(output), "--overwrite",
+    machine's cache holds. No --overwrite: each caller sets the last output aside first (bench/set_aside.py), so
+    a folder that could not be moved fails the run instead of being written over."""
+    return ["--manifest", str(manifest), "--model", str(model), "--output", str(output),
             "--batch_size", str(batch_size), "--litert_cache_dir", "", *extra]
 
 

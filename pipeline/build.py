@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import logging
 import os
 import uuid
 
@@ -16,7 +17,13 @@ from pipeline.options import CamAuditOptions
 from pipeline.summary import study_files
 from transforms import files
 from transforms.backends.choice import check_backend, flatbuffer_or_warn, wants_litert
-from transforms.backends.litert_cache import LiteRtCache, check_cache_dir, conversion_key, default_cache_dir
+from transforms.backends.litert_cache import (
+    LiteRtCache,
+    check_cache_dir,
+    conversion_key,
+    default_cache_dir,
+    unsafe_cache_dir,
+)
 from transforms.cam_head import model_input_size
 from transforms.devices import ImageThreads, gpu_names, usable_cores
 from transforms.explain import ExplainCams
@@ -126,7 +133,7 @@ def prepare_output(plan: AuditPlan) -> None:
     files.delete(plan.previous_records)
     if plan.litert_flatbuffer is not None:
         files.write_bytes_atomic(litert_model_path(plan.output_dir), plan.litert_flatbuffer)
-    if plan.litert_cache is not None:
+    if plan.litert_cache is not None and plan.litert_flatbuffer is not None:
         plan.litert_cache.keep(plan.litert_flatbuffer)
 
 
@@ -225,7 +232,13 @@ def abnormal_class(class_names: tuple[str, ...]) -> int:
 def litert_cache(options: CamAuditOptions, model_sha256: str, method: str) -> LiteRtCache | None:
     """Where the launcher keeps this model's LiteRT conversion (--litert_cache_dir); None: nowhere."""
     folder = default_cache_dir() if options.litert_cache_dir is None else options.litert_cache_dir
-    return LiteRtCache(folder, conversion_key(model_sha256, method, options.preprocess)) if folder else None
+    if not folder:
+        return None
+    if unsafe := unsafe_cache_dir(folder):
+        logging.getLogger(__name__).warning(
+            "LiteRT cache %s not used (%s): the model is converted at every run", folder, unsafe)
+        return None
+    return LiteRtCache(folder, conversion_key(model_sha256, method, options.preprocess))
 
 
 def plan_audit(options: CamAuditOptions) -> AuditPlan:

@@ -209,8 +209,9 @@ class CamAuditOptions(PipelineOptions):
             default=None,
             help="Folder on the launching machine where converted LiteRT models are kept, so a model is converted "
             "once (seconds to a minute), not at every run; an entry is still checked against TensorFlow at "
-            "every run. Default: $XDG_CACHE_HOME/cam-audit/litert (~/.cache/cam-audit/litert). An empty "
-            "string converts at every run and keeps nothing.",
+            "every run. Only a folder of the user's own that others cannot write is used; entries unused for "
+            "30 days are removed. Default: $XDG_CACHE_HOME/cam-audit/litert (~/.cache/cam-audit/litert; none "
+            "without an absolute path for either). An empty string converts at every run and keeps nothing.",
         )
         group.add_argument(
             "--max_pixels",

@@ -22,6 +22,7 @@ from transforms.backends.litert_cache import (
     conversion_key,
     default_cache_dir,
     source_digest,
+    unsafe_cache_dir,
 )
 from transforms.methods.cam import ClassicCam
 
@@ -78,24 +79,47 @@ def test_an_entry_is_written_whole_kept_private_and_a_cache_that_cannot_be_writt
     assert blocked.load() is None and "the next run converts it again" in caplog.text
 
 
-def test_keep_marks_an_entry_used_replaces_or_removes_it_and_old_files_go(tmp_path: Path) -> None:
+def test_keep_marks_an_entry_used_or_replaces_it_and_only_the_caches_own_old_files_go(tmp_path: Path) -> None:
     cache = LiteRtCache(str(tmp_path), "k" * 64)
-    old_entry, abandoned, recent = tmp_path / ("o" * 64 + ".tflite"), tmp_path / ".o.1.tmp", tmp_path / ".r.2.tmp"
-    for path in (old_entry, abandoned, recent):
-        path.write_bytes(b"x")
+    old_entry, abandoned = tmp_path / ("0" * 64 + ".tflite"), tmp_path / f".{'0' * 64}.{'1' * 32}.tmp"
+    recent = tmp_path / f".{'2' * 64}.{'3' * 32}.tmp"
+    foreign = [tmp_path / "my_model.tflite", tmp_path / "notes.tmp", tmp_path / ("A" * 64 + ".tflite")]
     long_ago = time.time() - 40 * 24 * 3600
-    os.utime(old_entry, (long_ago, long_ago))
-    os.utime(abandoned, (time.time() - 7200,) * 2)
-    cache.keep(b"one")  # absent: stored, and what is stale goes
+    for path in (old_entry, abandoned, recent, *foreign):
+        path.write_bytes(b"x")
+        os.utime(path, (long_ago, long_ago) if path != recent else None)
+    cache.keep(b"one")  # absent: stored, and the cache's own stale files go; a user's files stay, however old
     assert cache.load() == b"one"
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".r.2.tmp", Path(cache.path).name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([recent.name, Path(cache.path).name,
+                                                                  *(p.name for p in foreign)])  # fmt: skip
     os.utime(cache.path, (long_ago, long_ago))
     cache.keep(b"one")  # the same bytes: only marked as used
     assert Path(cache.path).stat().st_mtime > long_ago + 3600
     cache.keep(b"two")  # other bytes (an entry that failed its check): replaced
     assert cache.load() == b"two"
-    cache.keep(None)  # the run uses TensorFlow: an entry there could only have failed its check
-    assert cache.load() is None
+
+
+def test_a_folder_others_can_write_or_another_users_is_not_trusted(
+    tiny_archive: TinyArchive, tiny_model_path: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert unsafe_cache_dir(str(tmp_path / "absent")) is None  # made private when first written
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    assert unsafe_cache_dir(str(shared)) == "others may write to it"
+    shared.chmod(0o755)
+    assert unsafe_cache_dir(str(shared)) is None
+    if os.getuid() == 0:  # root can hand a folder to another user: its models are not trusted either
+        os.chown(shared, 65534, 65534)
+        assert unsafe_cache_dir(str(shared)) == "it belongs to another user"
+    shared.chmod(0o777)
+    pytest.importorskip("ai_edge_litert")
+    argv = [*base_args(tiny_archive, tiny_model_path, tmp_path / "out"), "--backend", "litert",
+            "--litert_cache_dir", str(shared)]  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        plan = plan_audit(audit_options(argv))
+    assert plan.litert_cache is None and plan.litert_flatbuffer is not None
+    assert "not used" in caplog.text and "converted at every run" in caplog.text
 
 
 @pytest.fixture

@@ -122,6 +122,12 @@ def test_resample_counts_give_each_resamples_statistic_bit_for_bit(
     )]
 
 
+def test_no_resamples_give_no_intervals() -> None:
+    labels, scores = generated(6, 30)
+    assert bootstrap_intervals([(auroc_of_counts, scores)], labels, 0) == [None]
+    assert binary_metrics(labels, scores, 0.5, resamples=0)["auroc_ci95"] is None
+
+
 def test_kappa_of_counts_where_chance_agreement_is_total() -> None:
     # Every resample of one-class labels and predictions: p_e = 1, kappa 1.0 where they agree, else 0.0.
     ones = np.ones(6, np.int64)

@@ -178,7 +178,7 @@ def bootstrap_intervals(
     is undefined; those are dropped, and an interval is None when fewer than half remain.
     """
     labels = np.asarray(labels)
-    if len(labels) == 0:
+    if len(labels) == 0 or resamples < 1:
         return [None] * len(statistics)
     estimates: list[list[np.ndarray]] = [[] for _ in statistics]
     for counts in resample_counts(len(labels), resamples, seed):

@@ -3,9 +3,9 @@
 The key is everything the flatbuffer is made from: the model file's SHA-256, the method and input scaling, the
 TensorFlow and Keras versions that convert it, and the source of the code that loads the model and builds and
 converts the one-pass model, so a change to any of them makes a new entry. A cached flatbuffer is still checked
-against TensorFlow on the probe inputs at every run (`choice.checked_flatbuffer`), as a fresh conversion is; the
-folder must still be one only its user can write (it is created so), since a flatbuffer made to pass those four
-fixed probes would be trusted.
+against TensorFlow on the probe inputs at every run (`choice.checked_flatbuffer`), as a fresh conversion is; a
+flatbuffer made to pass those four fixed probes would still be trusted, so the cache is used only in a folder of
+the user's own that others cannot write (`unsafe_cache_dir`; a new folder is created so).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import dataclasses
 import hashlib
 import logging
 import os
+import re
+import stat
 import time
 import uuid
 from pathlib import Path
@@ -30,6 +32,9 @@ SOURCE_MODULES = (
 )
 # Entries unused this long are removed when a new one is written: every upgrade or code change makes new keys.
 UNUSED_ENTRY_SECONDS = 30 * 24 * 3600
+# The only names the cache writes (and so the only ones it ever removes): entries, and their temporary files.
+ENTRY_NAME = re.compile(r"[0-9a-f]{64}\.tflite")
+TEMP_NAME = re.compile(r"\.[0-9a-f]{64}\.[0-9a-f]{32}\.tmp")
 # A temporary file this old belongs to a writer that died before its rename.
 ABANDONED_TEMP_SECONDS = 3600
 
@@ -48,6 +53,21 @@ def check_cache_dir(folder: str) -> None:
     """--litert_cache_dir must be a folder of the launching machine: ValueError for a URI (gs://, s3://, ...)."""
     if "://" in folder:
         raise ValueError(f"--litert_cache_dir {folder!r} must be a local folder of the launching machine, not a URI")
+
+
+def unsafe_cache_dir(folder: str) -> str | None:
+    """Why an existing `folder` must not hold trusted models (another user's, or writable by others), or None."""
+    try:
+        info = os.stat(folder)
+    except FileNotFoundError:
+        return None  # store() creates it, private
+    except OSError as error:
+        return f"it cannot be read ({error})"
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        return "it belongs to another user"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return "others may write to it"
+    return None
 
 
 def source_digest(modules: tuple[str, ...] = SOURCE_MODULES) -> str:
@@ -88,15 +108,10 @@ class LiteRtCache:
         except OSError:
             return None
 
-    def keep(self, flatbuffer: bytes | None) -> None:
-        """After the checks, before the run: mark the entry used if it holds `flatbuffer`, else store it; None (the
-        run uses TensorFlow) removes an entry, which could only be one that failed its check."""
-        if flatbuffer is None:
-            try:
-                os.remove(self.path)
-            except OSError:
-                pass
-        elif self.load() == flatbuffer:
+    def keep(self, flatbuffer: bytes) -> None:
+        """After the checks, before the run: mark the entry used if it holds `flatbuffer`, else store it (replacing
+        an entry that failed its check)."""
+        if self.load() == flatbuffer:
             try:
                 os.utime(self.path)
             except OSError:
@@ -130,9 +145,9 @@ class LiteRtCache:
             return
         for name in names:
             path = os.path.join(self.folder, name)
+            if path == self.path or not (ENTRY_NAME.fullmatch(name) or TEMP_NAME.fullmatch(name)):
+                continue  # the entry just written, or a file the cache did not make
             limit = UNUSED_ENTRY_SECONDS if name.endswith(SUFFIX) else ABANDONED_TEMP_SECONDS
-            if path == self.path or not name.endswith((SUFFIX, TEMP_SUFFIX)):
-                continue
             try:
                 if now - os.stat(path).st_mtime > limit:
                     os.remove(path)

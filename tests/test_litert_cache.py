@@ -15,6 +15,7 @@ import transforms.backends.choice as choice
 from pipeline.build import plan_audit, prepare_output
 from tests.conftest import TinyArchive, build_tiny_cam_model
 from tests.test_build import audit_options, base_args
+from transforms import files
 from transforms.backends.choice import checked_flatbuffer
 from transforms.backends.litert_cache import (
     LiteRtCache,
@@ -81,8 +82,8 @@ def test_an_entry_is_written_whole_kept_private_and_a_cache_that_cannot_be_writt
 
 def test_keep_marks_an_entry_used_or_replaces_it_and_only_the_caches_own_old_files_go(tmp_path: Path) -> None:
     cache = LiteRtCache(str(tmp_path), "k" * 64)
-    old_entry, abandoned = tmp_path / ("0" * 64 + ".tflite"), tmp_path / f".{'0' * 64}.{'1' * 32}.tmp"
-    recent = tmp_path / f".{'2' * 64}.{'3' * 32}.tmp"
+    old_entry, abandoned = tmp_path / ("0" * 64 + ".tflite"), tmp_path / f"{files.TEMP_PREFIX}{'1' * 32}"
+    recent = tmp_path / f"{files.TEMP_PREFIX}{'3' * 32}"
     foreign = [tmp_path / "my_model.tflite", tmp_path / "notes.tmp", tmp_path / ("A" * 64 + ".tflite")]
     long_ago = time.time() - 40 * 24 * 3600
     for path in (old_entry, abandoned, recent, *foreign):

@@ -180,10 +180,11 @@ def bootstrap_intervals(
     labels = np.asarray(labels)
     if len(labels) == 0 or resamples < 1:
         return [None] * len(statistics)
+    statistics = [(statistic, np.asarray(values)) for statistic, values in statistics]
     estimates: list[list[np.ndarray]] = [[] for _ in statistics]
     for counts in resample_counts(len(labels), resamples, seed):
         for found, (statistic, values) in zip(estimates, statistics, strict=True):
-            found.append(statistic(labels, np.asarray(values), counts))
+            found.append(statistic(labels, values, counts))
     tail = (1.0 - level) / 2.0 * 100.0
     intervals: list[tuple[float, float] | None] = []
     for found in estimates:

@@ -17,14 +17,14 @@ import os
 import re
 import stat
 import time
-import uuid
 from pathlib import Path
+
+from transforms import files
 
 _LOGGER = logging.getLogger(__name__)
 
 CACHE_SUBDIR = ("cam-audit", "litert")
 SUFFIX = ".tflite"
-TEMP_SUFFIX = ".tmp"
 # The modules whose code decides what the flatbuffer holds: the model as loaded, the one-pass graph, its conversion.
 SOURCE_MODULES = (
     "transforms.model_files", "transforms.methods.base", "transforms.methods.cam", "transforms.cam_head",
@@ -32,9 +32,10 @@ SOURCE_MODULES = (
 )
 # Entries unused this long are removed when a new one is written: every upgrade or code change makes new keys.
 UNUSED_ENTRY_SECONDS = 30 * 24 * 3600
-# The only names the cache writes (and so the only ones it ever removes): entries, and their temporary files.
+# The only names the cache writes (and so the only ones it ever removes): entries, and the temporary files of
+# `files.write_bytes_atomic`.
 ENTRY_NAME = re.compile(r"[0-9a-f]{64}\.tflite")
-TEMP_NAME = re.compile(r"\.[0-9a-f]{64}\.[0-9a-f]{32}\.tmp")
+TEMP_NAME = re.compile(re.escape(files.TEMP_PREFIX) + r"[0-9a-f]{32}")
 # A temporary file this old belongs to a writer that died before its rename.
 ABANDONED_TEMP_SECONDS = 3600
 
@@ -122,19 +123,13 @@ class LiteRtCache:
     def store(self, flatbuffer: bytes) -> None:
         """Write the entry whole (a temporary file renamed into place), then remove entries unused for
         UNUSED_ENTRY_SECONDS and abandoned temporary files; a cache that cannot be written only warns."""
-        temporary = os.path.join(self.folder, f".{self.key}.{uuid.uuid4().hex}{TEMP_SUFFIX}")
         try:
             os.makedirs(self.folder, mode=0o700, exist_ok=True)
-            with open(temporary, "wb") as handle:
-                handle.write(flatbuffer)
-            os.replace(temporary, self.path)
+            files.write_bytes_atomic(self.path, flatbuffer)
         except OSError as error:
+            # A temporary file a failed write leaves is removed by a later store (ABANDONED_TEMP_SECONDS).
             _LOGGER.warning("could not keep the converted LiteRT model in %s (%s): the next run converts it again",
                             self.folder, error)
-            try:
-                os.remove(temporary)
-            except OSError:
-                pass
             return
         self._remove_stale(time.time())
 

@@ -87,6 +87,20 @@ def test_mask_box_is_the_smallest_box_around_every_true() -> None:
     assert mask_box(mask) == (slice(1, 4), slice(2, 6))
 
 
+def test_mask_box_equals_numpys_reductions_on_random_masks() -> None:
+    from transforms.overlay import mask_box
+
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        height, width = (int(v) for v in rng.integers(1, 90, 2))
+        mask = rng.random((height, width)) > rng.uniform(0.9, 1.0)
+        view = mask[:, ::-1]  # a view with a negative stride, as a caller may pass
+        for case in (mask, view):
+            rows, columns = np.flatnonzero(case.any(axis=1)), np.flatnonzero(case.any(axis=0))
+            expected = None if rows.size == 0 else (slice(rows[0], rows[-1] + 1), slice(columns[0], columns[-1] + 1))
+            assert mask_box(case) == expected
+
+
 def test_overlay_of_a_small_blob_equals_the_whole_frame_blend() -> None:
     # Colouring only the box around the blob must give every pixel the whole-frame recipe gives.
     rng = np.random.default_rng(2)

@@ -13,9 +13,10 @@ DEFAULT_HEATMAP_MAX_SIDE = 4096
 _JPEG_QUALITY = 90
 # zlib level 1: PNG output much faster to encode than OpenCV's default 3, files slightly larger.
 _PNG_COMPRESSION = 1
-# OpenCV's JET colours of the 256 levels, as a 3-channel table for cv2.LUT: applyColorMap's own bytes, faster
-# (bench/README.md, session 9).
-JET_LUT = cv2.applyColorMap(np.arange(256, dtype=np.uint8).reshape(256, 1), cv2.COLORMAP_JET).reshape(256, 1, 3)
+# OpenCV's JET colours of the 256 levels, one table per BGR channel for cv2.LUT: applyColorMap's own bytes,
+# faster (bench/README.md, sessions 9 and 12).
+_JET_BGR = cv2.applyColorMap(np.arange(256, dtype=np.uint8).reshape(256, 1), cv2.COLORMAP_JET).reshape(256, 3)
+JET_CHANNEL_LUTS = tuple(np.ascontiguousarray(_JET_BGR[:, channel]) for channel in range(3))
 
 
 def render_overlay(pixels: np.ndarray, cam_full: np.ndarray, threshold: float, alpha: float = 0.5) -> np.ndarray:
@@ -42,7 +43,8 @@ def render_overlay(pixels: np.ndarray, cam_full: np.ndarray, threshold: float, a
 
 def jet_colours(levels: np.ndarray) -> np.ndarray:
     """H x W uint8 levels -> H x W x 3 BGR JET colours, byte for byte cv2.applyColorMap(levels, COLORMAP_JET)."""
-    return cv2.LUT(cv2.cvtColor(levels, cv2.COLOR_GRAY2BGR), JET_LUT)
+    # Three one-channel lookups merged: a third of the lookups of one 3-channel LUT over the levels stacked to BGR.
+    return cv2.merge([cv2.LUT(levels, table) for table in JET_CHANNEL_LUTS])
 
 
 def heatmap_size(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -68,11 +70,11 @@ def fit_to_side(pixels: np.ndarray, cam_full: np.ndarray, max_side: int) -> tupl
 
 def mask_box(mask: np.ndarray) -> tuple[slice, slice] | None:
     """(rows, columns) slices of the smallest box holding every True of a 2-D mask; None when it has none."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
+    # OpenCV's bounding box of the non-zero pixels: one pass, against numpy's two reductions over the mask.
+    left, top, width, height = cv2.boundingRect(np.ascontiguousarray(mask).view(np.uint8))
+    if width == 0:
         return None
-    columns = np.flatnonzero(mask.any(axis=0))
-    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(columns[0]), int(columns[-1]) + 1)
+    return slice(top, top + height), slice(left, left + width)
 
 
 def cam_to_uint8(cam_full: np.ndarray) -> np.ndarray:

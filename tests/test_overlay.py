@@ -99,6 +99,8 @@ def test_mask_box_equals_numpys_reductions_on_random_masks() -> None:
             rows, columns = np.flatnonzero(case.any(axis=1)), np.flatnonzero(case.any(axis=0))
             expected = None if rows.size == 0 else (slice(rows[0], rows[-1] + 1), slice(columns[0], columns[-1] + 1))
             assert mask_box(case) == expected
+    assert mask_box(np.zeros((0, 4), bool)) is None
+    assert mask_box(np.array([[0, 0], [0, 7]], np.int32)) == (slice(1, 2), slice(1, 2))  # any truthy dtype
 
 
 def test_overlay_of_a_small_blob_equals_the_whole_frame_blend() -> None:

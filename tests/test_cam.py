@@ -11,6 +11,7 @@ from transforms.cam import (
     cam_stats,
     explain_cam,
     interpolation_matrix,
+    interpolation_taps,
     rectify_and_normalise,
     upsample,
 )
@@ -96,6 +97,24 @@ def test_shifted_upsample_moves_the_grid_by_whole_cells() -> None:
     shifted = upsample(cam, 16, 1, shift=(0.0, 1.0))
     assert int(np.argmax(shifted)) == int(np.argmax(plain)) + 4
     np.testing.assert_allclose(interpolation_matrix(16, 4, 1.0).sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_upsample_is_bit_for_bit_the_two_tap_formula() -> None:
+    # Records keep their exact CAM peaks and coverage: every pixel is (low row * keep + high row * take), each
+    # row the same two-tap formula over the columns, in float32 and in that order (no fused multiply-add).
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        cam = rng.uniform(-1, 1, tuple(rng.integers(1, 16, 2))).astype(np.float32)
+        height, width = (int(v) for v in rng.integers(1, 300, 2))
+        shift = (float(rng.uniform(-0.5, 0.5)), float(rng.uniform(-0.5, 0.5)))
+        low_y, high_y, frac_y = interpolation_taps(height, cam.shape[0], shift[0])
+        low_x, high_x, frac_x = interpolation_taps(width, cam.shape[1], shift[1])
+        columns = cam[:, low_x] * (1.0 - frac_x).astype(np.float32) + cam[:, high_x] * frac_x.astype(np.float32)
+        expected = np.empty((height, width), np.float32)
+        for row in range(height):
+            keep, take = np.float32(1.0 - frac_y[row]), np.float32(frac_y[row])
+            expected[row] = columns[low_y[row]] * keep + columns[high_y[row]] * take
+        np.testing.assert_array_equal(upsample(cam, width, height, shift), expected)
 
 
 def test_upsample_equals_the_interpolation_matrix_product() -> None:

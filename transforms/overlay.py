@@ -70,8 +70,6 @@ def fit_to_side(pixels: np.ndarray, cam_full: np.ndarray, max_side: int) -> tupl
 
 def mask_box(mask: np.ndarray) -> tuple[slice, slice] | None:
     """(rows, columns) slices of the smallest box holding every True of a 2-D mask; None when it has none."""
-    if mask.size == 0:
-        return None
     # OpenCV's bounding box of the non-zero pixels: one pass, against numpy's two reductions over the mask.
     left, top, width, height = cv2.boundingRect(np.ascontiguousarray(mask, dtype=bool).view(np.uint8))
     if width == 0:

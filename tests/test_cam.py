@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 
@@ -99,14 +101,19 @@ def test_shifted_upsample_moves_the_grid_by_whole_cells() -> None:
     np.testing.assert_allclose(interpolation_matrix(16, 4, 1.0).sum(axis=1), 1.0, atol=1e-6)
 
 
+def random_upsample_cases(seed: int, count: int = 20) -> Iterator[tuple[np.ndarray, int, int, tuple[float, float]]]:
+    """(cam, width, height, shift): CAMs of 1-15 cells a side grown to 1-299 pixels, grids moved up to half a cell."""
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        cam = rng.uniform(-1, 1, tuple(rng.integers(1, 16, 2))).astype(np.float32)
+        height, width = (int(v) for v in rng.integers(1, 300, 2))
+        yield cam, width, height, (float(rng.uniform(-0.5, 0.5)), float(rng.uniform(-0.5, 0.5)))
+
+
 def test_upsample_is_bit_for_bit_the_two_tap_formula() -> None:
     # Records keep their exact CAM peaks and coverage: every pixel is (low row * keep + high row * take), each
     # row the same two-tap formula over the columns, in float32 and in that order (no fused multiply-add).
-    rng = np.random.default_rng(5)
-    for _ in range(20):
-        cam = rng.uniform(-1, 1, tuple(rng.integers(1, 16, 2))).astype(np.float32)
-        height, width = (int(v) for v in rng.integers(1, 300, 2))
-        shift = (float(rng.uniform(-0.5, 0.5)), float(rng.uniform(-0.5, 0.5)))
+    for cam, width, height, shift in random_upsample_cases(5):
         low_y, high_y, frac_y = interpolation_taps(height, cam.shape[0], shift[0])
         low_x, high_x, frac_x = interpolation_taps(width, cam.shape[1], shift[1])
         columns = cam[:, low_x] * (1.0 - frac_x).astype(np.float32) + cam[:, high_x] * frac_x.astype(np.float32)
@@ -118,11 +125,7 @@ def test_upsample_is_bit_for_bit_the_two_tap_formula() -> None:
 
 
 def test_upsample_equals_the_interpolation_matrix_product() -> None:
-    rng = np.random.default_rng(3)
-    for _ in range(20):
-        cam = rng.uniform(-1, 1, tuple(rng.integers(1, 16, 2))).astype(np.float32)
-        height, width = (int(v) for v in rng.integers(1, 300, 2))
-        shift = (float(rng.uniform(-0.5, 0.5)), float(rng.uniform(-0.5, 0.5)))
+    for cam, width, height, shift in random_upsample_cases(3):
         expected = interpolation_matrix(height, cam.shape[0], shift[0]) @ cam
         expected = expected @ interpolation_matrix(width, cam.shape[1], shift[1]).T
         grown = upsample(cam, width, height, shift)

@@ -42,6 +42,8 @@ from transforms.records import ROWS_PER_BUNDLE_FILE, WriteRecords
 from transforms.schema import RunFacts
 from transforms.studies import BuildStudies
 
+_LOGGER = logging.getLogger(__name__)
+
 
 @dataclasses.dataclass(frozen=True)
 class AuditPlan:
@@ -235,7 +237,7 @@ def litert_cache(options: CamAuditOptions, model_sha256: str, method: str) -> Li
     if not folder:
         return None
     if unsafe := unsafe_cache_dir(folder):
-        logging.getLogger(__name__).warning(
+        _LOGGER.warning(
             "LiteRT cache %s not used (%s): the model is converted at every run", folder, unsafe)
         return None
     return LiteRtCache(folder, conversion_key(model_sha256, method, options.preprocess))

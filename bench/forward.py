@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 
+from bench.nonmodel import ModelCams
 from transforms.inference import CamModelLoader, LoadedCamModel
 
 # The limit cycles over at most this many decoded images (more would only hold more memory).
@@ -81,3 +82,10 @@ def time_forward(model: LoadedCamModel, layout: str, inputs: np.ndarray, batch_s
         pending.popleft().result()
     return ForwardLimit(layout, model.backend, batch_size, model.layout.threads, model.layout.micro_batch_size,
                         model.layout.intra_op_threads, images, time.perf_counter() - start)
+
+
+def model_cams(model: LoadedCamModel, inputs: np.ndarray, batch_size: int) -> ModelCams:
+    """The model's raw CAM of each input (of the class the pipeline explains: the predicted one), in batches."""
+    starts = range(0, len(inputs), batch_size)
+    maps = [model.submit(inputs[start : start + batch_size]).result()[0][2] for start in starts]
+    return ModelCams(np.concatenate(maps).astype(np.float32), model.cam_shift)

@@ -47,6 +47,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     non_model.add_argument("--cam_size", type=int, required=True, help="the model's square CAM grid")
     non_model.add_argument("--processes", type=int, required=True)
     non_model.add_argument("--seconds", type=float, default=6.0)
+    non_model.add_argument("--cams", type=Path, help="the model's CAMs of the images (`cams`); default: a blob CAM")
+    cams = kinds.add_parser("cams", help="the model's CAMs of the images the limits and the loop use, saved (.npz)")
+    cams.add_argument("--model", required=True)
+    cams.add_argument("--archive", type=Path, required=True)
+    cams.add_argument("--manifest", type=Path, required=True)
+    cams.add_argument("--layout", required=True)
+    cams.add_argument("--batch_size", type=int, default=32)
+    cams.add_argument("--out", type=Path, required=True)
     classic = kinds.add_parser("classic", help="the classic per-image recipe")
     classic.add_argument("--model", required=True)
     classic.add_argument("--archive", type=Path, required=True)
@@ -98,13 +106,26 @@ def measure_pipeline(args: argparse.Namespace) -> dict:
 
 def measure_non_model(args: argparse.Namespace) -> dict:
     from bench.forward import LIMIT_IMAGES
-    from bench.nonmodel import time_non_model
+    from bench.nonmodel import ModelCams, time_non_model
     from bench.workload import manifest_image_paths
 
+    cams = ModelCams.load(args.cams) if args.cams else None
     rate = time_non_model(args.archive, manifest_image_paths(args.manifest)[:LIMIT_IMAGES],
                           (args.input_size, args.input_size), (args.cam_size, args.cam_size), args.processes,
-                          args.seconds)
-    return {**dataclasses.asdict(rate), "images_per_second": rate.images_per_second}
+                          args.seconds, cams)
+    return {**dataclasses.asdict(rate), "images_per_second": rate.images_per_second, "model_cams": cams is not None}
+
+
+def measure_cams(args: argparse.Namespace) -> dict:
+    from bench.forward import LIMIT_IMAGES, limit_loader, model_cams
+    from bench.workload import decode_inputs, manifest_image_paths
+
+    model = limit_loader(args.model, args.layout, args.batch_size).load_model()
+    inputs = decode_inputs(args.archive, manifest_image_paths(args.manifest)[:LIMIT_IMAGES], model.input_size)
+    cams = model_cams(model, inputs, args.batch_size)
+    cams.save(args.out)
+    return {"images": len(cams.maps), "cam_size": list(cams.maps.shape[1:]), "shift": list(cams.shift),
+            "backend": model.backend}
 
 
 def measure_classic(args: argparse.Namespace) -> dict:
@@ -127,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.getLogger().setLevel(logging.ERROR)
     measure = {"limit": measure_limit, "pipeline": measure_pipeline, "classic": measure_classic,
-               "nonmodel": measure_non_model, "method": measure_method}[args.kind]  # fmt: skip
+               "nonmodel": measure_non_model, "cams": measure_cams, "method": measure_method}[args.kind]  # fmt: skip
     before = os.times()
     result = measure(args)
     after = os.times()

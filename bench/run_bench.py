@@ -169,12 +169,30 @@ def measure_limit(
               f"{limit['seconds']:.1f} s; other processes: {other_cores:.2f} cores)", flush=True)
 
 
+def cams_path(paths: dict[str, Path], model: str) -> Path:
+    """Where save_model_cams keeps the model's CAMs of the loop's images (beside the model file)."""
+    return paths[model].with_suffix(".cams.npz")
+
+
+def save_model_cams(paths: dict[str, Path], args: argparse.Namespace, model: str) -> None:
+    """The model's own CAMs of the images the non-model loop overlays, made afresh by the backend the pipeline pairs
+    run (LiteRT unless skipped): the loop colours what the pipeline colours (bench/nonmodel.py)."""
+    layout = PIPELINE_LAYOUT if "litert" in args.skip else LITERT_LAYOUT
+    command = ["cams", "--model", str(paths[model]), "--archive", str(paths["archive"]), "--manifest",
+               str(paths["subset"]), "--layout", layout, "--batch_size", str(args.batch_size),
+               "--out", str(cams_path(paths, model))]
+    saved, _ = measure_apart(command)
+    print(f"[bench] {saved['images']} CAMs of the {'near-free' if model == NEAR_FREE else 'seed'} model "
+          f"({saved['backend']}) for the non-model loop", flush=True)
+
+
 def measure_non_model(paths: dict[str, Path], args: argparse.Namespace, results: Measurements, model: str) -> None:
-    """The non-model work alone (bench.nonmodel), one process per core, at the model's input and CAM size."""
+    """The non-model work alone (bench.nonmodel), one process per core, at the model's input size, each image
+    overlaid with the model's own CAM of it (save_model_cams)."""
     size = NEAR_FREE_SIZE if model == NEAR_FREE else IMAGE_SIZE
     command = ["nonmodel", "--archive", str(paths["archive"]), "--manifest", str(paths["subset"]), "--input_size",
                str(size), "--cam_size", str(cam_grid(size)), "--processes", str(usable_cores()),
-               "--seconds", str(args.limit_seconds)]
+               "--seconds", str(args.limit_seconds), "--cams", str(cams_path(paths, model))]
     measured, other_cores = measure_apart(command)
     results.non_model.setdefault(model, []).append({**measured, "other_cores": other_cores})
     print(f"[bench] non-model tight loop, {size} px, {measured['processes']} process(es): "
@@ -374,6 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"[bench] {device}; {len(all_paths)} images in the archive; load average {results.load_average_start}",
           flush=True)
     try:
+        for model in (SEED, *([NEAR_FREE] if "near_free" not in args.skip else [])):
+            save_model_cams(paths, args, model)
         for _ in range(args.repeats):
             measure_round(paths, args, results)
         results.share_with_peak = share_with_peak(args.out / "runs" / "cam_audit_jpg")

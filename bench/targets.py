@@ -159,9 +159,10 @@ def essential_targets(
         if line.model not in shown:  # one row per model; both seed-model backends share it
             shown.add(line.model)
             loops = results.non_model[line.model]
+            overlay = "overlay of the model's CAMs" if loops[0].get("model_cams") else "overlay of a blob CAM"
             rows.append(Row(f"non-model tight loop ({text.split(',')[0]})", loops[0]["images"], None,
                             statistics.median(m["images_per_second"] for m in loops), "",
-                            f"{loops[0]['processes']} process(es): read, decode, resize, overlay, JPEG; "
+                            f"{loops[0]['processes']} process(es): read, decode, resize, {overlay}, JPEG; "
                             f"median of {len(loops)}"))
         rows.append(Row(f"essential limit, {text}", images - base, None,
                         statistics.median(r.denominator for r in rounds), "",

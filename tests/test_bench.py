@@ -172,6 +172,57 @@ def test_non_model_loop_runs_whole_passes_in_each_process(tiny_archive: TinyArch
     assert (rate.processes, rate.images) == (2, 4) and rate.images_per_second > 0
 
 
+def test_non_model_loop_overlays_each_image_with_its_own_cam(
+    tiny_archive: TinyArchive, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import bench.nonmodel as nonmodel
+
+    paths = [str(tiny_archive.root / path) for path in tiny_archive.good[:3]]
+    cams = nonmodel.ModelCams(np.arange(3 * 2 * 2, dtype=np.float32).reshape(3, 2, 2), (0.25, -0.5))
+    saved = nonmodel.ModelCams.load(cams.save(tmp_path / "cams.npz"))
+    np.testing.assert_array_equal(saved.maps, cams.maps)
+    assert saved.shift == (0.25, -0.5)
+    seen: list[tuple[bytes, float, tuple[float, float]]] = []
+
+    def record(data: bytes, _size: tuple[int, int], cam: np.ndarray, threshold: float = 0.2,
+               shift: tuple[float, float] = (0.0, 0.0)) -> int:
+        seen.append((data, float(cam[0, 0]), shift))
+        return 0
+
+    monkeypatch.setattr(nonmodel, "non_model_image", record)
+    images, _ = nonmodel._loop(paths, (32, 32), list(saved.maps), saved.shift, min_seconds=1e-9)
+    # The set-up call on the first image, then one whole pass: file i with CAM i and the model's shift.
+    assert images == 3
+    assert seen[1:] == [(Path(path).read_bytes(), float(4 * index), (0.25, -0.5)) for index, path in enumerate(paths)]
+    with pytest.raises(ValueError, match="2 CAMs for 3 images"):
+        nonmodel.time_non_model(Path(), paths, (32, 32), (2, 2), 1, 1e-9, nonmodel.ModelCams(cams.maps[:2], (0, 0)))
+
+
+def test_heatmap_size_draws_the_cam_on_its_shifted_grid(tiny_archive: TinyArchive) -> None:
+    from bench.nonmodel import heatmap_size
+    from transforms.cam import explain_cam
+    from transforms.imaging import load_model_input
+    from transforms.overlay import encode_image, render_overlay
+
+    pixels, _ = load_model_input((tiny_archive.root / tiny_archive.good[0]).read_bytes(), 32, 32)
+    cam = np.random.default_rng(3).normal(size=(4, 4)).astype(np.float32)
+    height, width = pixels.shape[:2]
+    full, _ = explain_cam(cam, width, height, 0.2, (0.5, 0.5))
+    assert heatmap_size(pixels, cam, 0.2, (0.5, 0.5)) == len(encode_image(render_overlay(pixels, full, 0.2), "jpg"))
+
+
+def test_model_cams_are_the_pipelines_maps_in_order(tiny_model_path: Path) -> None:
+    from bench.forward import model_cams
+    from transforms.inference import CamModelLoader
+
+    model = CamModelLoader(str(tiny_model_path), batch_size=4, forward_threads=1, micro_batch_size=2).load_model()
+    inputs = np.random.default_rng(5).uniform(0, 255, size=(7, *model.input_size, 3)).astype(np.float32)
+    cams = model_cams(model, inputs, batch_size=4)
+    (_, _, maps), _ = model.submit(inputs).result()
+    np.testing.assert_array_equal(cams.maps, maps)
+    assert cams.maps.dtype == np.float32 and cams.shift == model.cam_shift
+
+
 class Timeline:
     """Bench figures laid out in time as `make bench` takes them, on a clock that ticks once per measurement."""
 

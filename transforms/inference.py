@@ -43,6 +43,7 @@ from transforms.methods.base import Explained
 from transforms.mixed_precision import mixed_precision_clone
 from transforms.model_files import load_keras_model
 from transforms.receptive_field import feature_grid
+from transforms.scheduling import run_as_batch_thread
 from transforms.schema import FaithfulnessScores, Prediction
 
 _LOGGER = logging.getLogger(__name__)
@@ -115,7 +116,9 @@ class LoadedCamModel:
         self.cam_shift = cam_shift
         self.input_size = input_size  # (height, width) the model takes
         self.layout = layout
-        self._threads = concurrent.futures.ThreadPoolExecutor(layout.threads, thread_name_prefix="cam_forward")
+        self._threads = concurrent.futures.ThreadPoolExecutor(
+            layout.threads, thread_name_prefix="cam_forward", initializer=run_as_batch_thread
+        )
 
     def submit(self, inputs: Sequence[np.ndarray]) -> PendingForward:
         """Queue a batch's forward pass in micro-batches; the threads take them in order.

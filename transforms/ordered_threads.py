@@ -19,6 +19,7 @@ from apache_beam.utils import shared
 from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.devices import ImageThreads
+from transforms.scheduling import run_as_batch_thread
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -39,7 +40,9 @@ class StageThreads:
     def __init__(self, threads: int, name: str) -> None:
         assert threads >= 1, threads
         self.threads = threads
-        self.executor = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix=name)
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            threads, thread_name_prefix=name, initializer=run_as_batch_thread
+        )
 
 
 def stage_threads(handle: shared.Shared, tag: str, threads: int, name: str) -> StageThreads:

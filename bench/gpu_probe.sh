@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 14 point 4 on the lent GPU machine, which has JAX but no TensorFlow, Keras or package registry.
-# Run from the repository root with .whl/ (keras, namex, optree, typing_extensions) and .gpu_carry/ (models,
+# Run from the repository root with .whl/ (keras, namex, optree, typing_extensions, deflate) and .gpu_carry/ (models,
 # references, images) carried, both made by bench/gpu_probe_prepare.sh. Writes gpu_probe.json, gpu_probe.log and nvidia_smi.txt under $OUT.
 # Extra arguments go to `python -m bench.gpu_probe probe` (later flags win: `--batch_sizes 4 --processes 1`).
 set -euo pipefail

@@ -14,7 +14,7 @@ mkdir -p .whl .gpu_carry/images
 keras_version=$($PY -c 'import keras; print(keras.__version__)')
 platforms=(--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64
   --platform manylinux2014_x86_64)
-for wheel in "keras==$keras_version" namex optree typing_extensions; do
+for wheel in "keras==$keras_version" namex optree typing_extensions deflate; do
   $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     "${platforms[@]}" -d .whl "$wheel"
 done

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from transforms.image_header import JPEG_START, PNG_SIGNATURE, ImageHeaderError, check_pixel_budget, image_size
+from transforms.png_inflate import inflate_png
 
 # OpenCV's own threads would fight TensorFlow's for the same cores; callers parallelise instead.
 cv2.setNumThreads(1)
@@ -119,8 +120,10 @@ def decode_unchanged(data: bytes, max_pixels: int | None = None) -> np.ndarray:
             check_pixel_budget(width, height, max_pixels)
     except ImageHeaderError as exc:
         raise ImageDecodeError(str(exc)) from exc
-    buffer = np.frombuffer(data, dtype=np.uint8)
-    image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+    inflated = inflate_png(data)
+    image = None if inflated is None else cv2.imdecode(np.frombuffer(inflated, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:  # not a PNG the fast path takes, or damaged: the original bytes decide
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ImageDecodeError(f"not a decodable image: {len(data)} bytes, starts {data[:8]!r}")
     if image.size == 0:

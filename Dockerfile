@@ -18,6 +18,7 @@ COPY --from=beam /opt/apache/beam /opt/apache/beam
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     TF_CPP_MIN_LOG_LEVEL=2 \
+    ARROW_DEFAULT_MEMORY_POOL=system \
     CAM_AUDIT_TENSORFLOW=${TENSORFLOW}
 WORKDIR /opt/cam-audit
 COPY setup.py ./

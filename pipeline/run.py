@@ -24,6 +24,7 @@ from pipeline.progress import ProgressReporter
 from pipeline.report import build_report
 from pipeline.summary import AuditSummary, summarise_records
 from transforms import files
+from transforms.allocator import arrow_pool_for_workers
 from transforms.output_paths import RUN_INFO_FILE, join_path
 
 
@@ -98,6 +99,7 @@ def run(argv: list[str] | None = None) -> AuditSummary:
             "images (--direct_num_workers 1 keeps one in-process worker)"
         )
     prepare_output(plan)
+    arrow_pool_for_workers()
     runner = None if options.view_as(StandardOptions).runner else local_runner(options)
     start = time.perf_counter()
     pipeline = beam.Pipeline(runner=runner, options=options)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -53,3 +54,23 @@ def test_a_buffer_under_the_raised_threshold_comes_from_the_arena_not_a_fresh_ma
 def test_without_mallopt_nothing_is_changed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(allocator.ctypes.util, "find_library", lambda name: None)
     assert allocator.keep_freed_memory() is False
+
+
+def test_worker_processes_started_after_the_launcher_asks_give_arrow_the_c_allocator(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(allocator.ARROW_POOL_VARIABLE, raising=False)
+    allocator.arrow_pool_for_workers()
+    assert os.environ[allocator.ARROW_POOL_VARIABLE] == "system"
+    # A process started from here (as Beam's local runner starts its workers) allocates Arrow buffers with it.
+    completed = subprocess.run(
+        [sys.executable, "-c", "import pyarrow as pa; print(pa.default_memory_pool().backend_name)"],
+        capture_output=True, text=True, check=True,
+    )
+    assert completed.stdout.strip() == "system"
+
+
+def test_a_pool_the_user_chose_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(allocator.ARROW_POOL_VARIABLE, "jemalloc")
+    allocator.arrow_pool_for_workers()
+    assert os.environ[allocator.ARROW_POOL_VARIABLE] == "jemalloc"

@@ -38,3 +38,9 @@ def test_the_build_runs_pip_check_and_documents_its_build_args() -> None:
     comments = "\n".join(line for line in text.splitlines() if line.startswith("#"))
     assert all(f"--build-arg {arg}=" in comments for arg in ("BASE", "TENSORFLOW"))
     assert 'ENTRYPOINT ["/opt/apache/beam/boot"]' in text
+
+
+def test_container_workers_give_arrow_the_c_allocator_as_local_workers_do() -> None:
+    from transforms.allocator import ARROW_POOL_VARIABLE
+
+    assert f"{ARROW_POOL_VARIABLE}=system" in DOCKERFILE.read_text()

@@ -119,3 +119,23 @@ def test_explain_cams_on_threads_keeps_each_record_in_its_window_and_the_same_he
             assert_that(windows, equal_to([(f"img{i}.png", 10 * (i % 2)) for i in range(9)]))
         outputs[threads] = {path.name: path.read_bytes() for path in heatmaps.iterdir()}
     assert len(outputs[1]) == 9 and outputs[1] == outputs[3]
+
+
+def test_a_chunk_writes_every_heatmap_before_handing_on_its_records(tmp_path: Path) -> None:
+    # A chunk draws its images first and writes their files back to back: each record must still name a
+    # complete file holding exactly its own heatmap, and match the image explained alone.
+    from transforms.explain import _ExplainDoFn
+
+    rng = np.random.default_rng(3)
+    chunk = [
+        InferredImage(loaded_image(index), Prediction((0.3, 0.7), 1, rng.normal(size=(4, 5)).astype(np.float32)))
+        for index in range(5)
+    ]
+    dofn = _ExplainDoFn(TEST_FACTS, str(tmp_path / "heatmaps"), "png", 4096, FlagThresholds(), ImageThreads(1))
+    records = dofn.work_chunk(chunk)
+    assert [record["image_path"] for record in records] == [f"img{index}.png" for index in range(5)]
+    for inferred, record in zip(chunk, records, strict=True):
+        alone, heatmap = dofn.explain(inferred)
+        assert record == alone
+        assert Path(record["heatmap_path"]).read_bytes() == heatmap
+    assert not [path for path in (tmp_path / "heatmaps").iterdir() if path.name.startswith(".cam-audit-tmp-")]

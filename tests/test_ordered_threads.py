@@ -1,15 +1,18 @@
-"""OrderedThreads: per-element work on a few threads, handed on in input order, each in its own element's window."""
+"""OrderedThreads: per-element work on a few threads in chunks, handed on in input order, each in its own window."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from apache_beam.transforms.window import GlobalWindow, IntervalWindow
 from apache_beam.utils.windowed_value import PaneInfo, PaneInfoTiming
 
 from transforms.ordered_threads import (
+    CHUNK_SIZE,
     IN_FLIGHT_PER_THREAD,
     OrderedThreads,
     OrderedThreadsDoFn,
@@ -20,21 +23,65 @@ from transforms.ordered_threads import (
 PANE = PaneInfo(True, True, PaneInfoTiming.ON_TIME, 0, 0)
 
 
+def each(function: Callable[[Any], Any]) -> Callable[[list[Any]], list[Any]]:
+    """A chunk function applying `function` to each element of the chunk in turn."""
+    return lambda chunk: [function(element) for element in chunk]
+
+
 def test_results_come_in_submission_order_whoever_finishes_first() -> None:
     # Earlier elements sleep longer, so on 3 threads later ones finish first.
     def slow_first(n: int) -> int:
         time.sleep(0.02 * (5 - n))
         return n * n
 
-    work = OrderedThreads(slow_first, StageThreads(3, "test"))
+    work = OrderedThreads(each(slow_first), StageThreads(3, "test"), chunk_size=1)
     work.start()
     out = [result for n in range(6) for result, _ in work.submit(n, 0, GlobalWindow(), PANE)]
     out += [result for result, _ in work.finish()]
     assert out == [n * n for n in range(6)]
 
 
+def test_elements_reach_the_threads_in_chunks_and_the_last_partial_one_at_finish() -> None:
+    chunks: list[list[int]] = []
+
+    def record_chunk(chunk: list[int]) -> list[int]:
+        chunks.append(list(chunk))
+        return [n * 10 for n in chunk]
+
+    work = OrderedThreads(record_chunk, StageThreads(1, "test"), chunk_size=3)
+    work.start()
+    out = [result for n in range(7) for result, _ in work.submit(n, 0, GlobalWindow(), PANE)]
+    # Elements wait in an open chunk until it is full: the seventh goes to the threads only in finish().
+    assert len(out) <= 6 and all(6 not in chunk for chunk in list(chunks))
+    out += [result for result, _ in work.finish()]
+    assert chunks == [[0, 1, 2], [3, 4, 5], [6]]
+    assert out == [n * 10 for n in range(7)]
+
+
+def test_a_chunk_function_must_give_one_result_per_element() -> None:
+    work = OrderedThreads(lambda chunk: chunk[:-1], StageThreads(1, "test"), chunk_size=2)
+    work.start()
+    with pytest.raises(AssertionError):
+        for n in range(2):
+            list(work.submit(n, 0, GlobalWindow(), PANE))
+        list(work.finish())
+
+
+def test_chunks_of_the_default_size_keep_order_on_several_threads() -> None:
+    def slow_early_chunks(chunk: list[int]) -> list[int]:
+        time.sleep(0.01 * max(0, 3 - chunk[0] // CHUNK_SIZE))
+        return [n + 1 for n in chunk]
+
+    work = OrderedThreads(slow_early_chunks, StageThreads(3, "test"))
+    work.start()
+    count = 5 * CHUNK_SIZE + 3
+    out = [result for n in range(count) for result, _ in work.submit(n, 0, GlobalWindow(), PANE)]
+    out += [result for result, _ in work.finish()]
+    assert out == [n + 1 for n in range(count)]
+
+
 def test_each_result_keeps_its_own_elements_timestamp_window_and_pane() -> None:
-    work = OrderedThreads(lambda n: n + 100, StageThreads(2, "test"))
+    work = OrderedThreads(each(lambda n: n + 100), StageThreads(2, "test"), chunk_size=2)
     work.start()
     handed = []
     for n in range(5):
@@ -75,7 +122,7 @@ def test_an_exception_is_raised_on_the_callers_thread_at_its_elements_turn() -> 
             raise ValueError("bad element 2")
         return n
 
-    work = OrderedThreads(fails_on_two, StageThreads(2, "test"))
+    work = OrderedThreads(each(fails_on_two), StageThreads(2, "test"), chunk_size=1)
     work.start()
     out = []
     with pytest.raises(ValueError, match="bad element 2"):
@@ -86,7 +133,12 @@ def test_an_exception_is_raised_on_the_callers_thread_at_its_elements_turn() -> 
 
 
 def test_start_forgets_what_a_failed_bundle_left_in_flight() -> None:
-    work = OrderedThreads(lambda n: n, StageThreads(1, "test"))
+    work = OrderedThreads(each(lambda n: n), StageThreads(1, "test"), chunk_size=2)
+    work.start()
+    list(work.submit("left over", 0, GlobalWindow(), PANE))  # waits in the open chunk
+    work.start()  # a bundle that failed before its chunk went out
+    assert list(work.finish()) == []
+    work = OrderedThreads(each(lambda n: n), StageThreads(1, "test"), chunk_size=1)
     work.start()
     list(work.submit("left over", 0, GlobalWindow(), PANE))
     work.start()  # the next bundle
@@ -112,8 +164,8 @@ class _PlusHundred(OrderedThreadsDoFn):
 
         super().__init__(ImageThreads(2), "test_plus_hundred")
 
-    def work(self, element: int) -> int:
-        return element + 100
+    def work_chunk(self, elements: list[int]) -> list[int]:
+        return [element + 100 for element in elements]
 
 
 def test_an_element_in_several_windows_gives_a_result_in_each_of_them() -> None:

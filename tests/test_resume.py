@@ -99,12 +99,14 @@ def test_a_run_that_fails_mid_bundle_then_resumes_equals_an_uninterrupted_run(
     # Beam's local FnApiRunner does not retry a failed bundle (it fails the job), so the retry is
     # the --resume: it must find no partial heatmap and no half-written record file, and finish.
     output = tmp_path / "out"
-    argv = args(images, tiny_model_path, output)
+    # One image thread: a stage then holds at most two chunks of 8 images in flight (ordered_threads.py), so the
+    # 20th image reaches the failure only after the first 8 records were handed on and committed, on any machine.
+    argv = args(images, tiny_model_path, output, "--image_threads", "1")
     options = PipelineOptions(argv)
     plan = plan_audit(options.view_as(CamAuditOptions))
     prepare_output(plan)
     failing = InferCams(plan.loader, plan.min_batch_size, plan.max_batch_size) | beam.ParDo(
-        _FailOnce(str(tmp_path / "marker"), at=13)
+        _FailOnce(str(tmp_path / "marker"), at=20)
     )
     pipeline = beam.Pipeline(runner=local_runner(options), options=options)
     build_audit(pipeline, plan, inference=failing)

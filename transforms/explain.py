@@ -45,26 +45,36 @@ class _ExplainDoFn(OrderedThreadsDoFn):
             self._written.inc()
         return template.with_value(record)
 
-    def work(self, inferred: InferredImage) -> dict[str, Any]:
-        """One image's record: CAM statistics at original resolution, flags, and its heatmap file when asked for."""
+    def work_chunk(self, chunk: list[InferredImage]) -> list[dict[str, Any]]:
+        """The images' records; their heatmap files are written after the last one is drawn (back to back), before
+        any record is handed on."""
+        explained = [self.explain(inferred) for inferred in chunk]
+        for record, heatmap in explained:
+            if heatmap is not None:
+                files.write_bytes_atomic(record["heatmap_path"], heatmap)
+        return [record for record, _ in explained]
+
+    def explain(self, inferred: InferredImage) -> tuple[dict[str, Any], bytes | None]:
+        """One image's record (CAM statistics at original resolution, flags) and its encoded heatmap, when asked for
+        (the record names the file it goes to)."""
         image = inferred.image
         height, width = image.pixels.shape[:2]
         cam_full, stats = explain_cam(
             inferred.prediction.cam, width, height, self._facts.threshold, inferred.prediction.cam_shift
         )
-        heatmap_path = None
+        heatmap_path = heatmap = None
         if self._heatmap_dir is not None:
             relative = heatmap_relative_path(image.entry.image_path, self._heatmap_format)
             heatmap_path = join_path(self._heatmap_dir, relative)
             pixels, cam_shown = fit_to_side(image.pixels, cam_full, self._heatmap_max_side)
             overlay = render_overlay(pixels, cam_shown, self._facts.threshold)
-            files.write_bytes_atomic(heatmap_path, encode_image(overlay, self._heatmap_format))
+            heatmap = encode_image(overlay, self._heatmap_format)
         peak = None if stats.peak_x is None else (stats.peak_x, stats.peak_y)
         flags = image_flags(
             image.pixels, peak, inferred.prediction.probabilities, stats.coverage, image.entry.label,
             self._flag_thresholds,
         )
-        return to_record(
+        record = to_record(
             image.entry,
             image.image_uri,
             self._facts,
@@ -74,6 +84,7 @@ class _ExplainDoFn(OrderedThreadsDoFn):
             heatmap_path=heatmap_path,
             flags=flags,
         )
+        return record, heatmap
 
 
 class ExplainCams(beam.PTransform):

@@ -67,17 +67,32 @@ class _LoadImageDoFn(OrderedThreadsDoFn):
 
     def work(self, entry: ManifestEntry) -> LoadedImage | dict[str, Any]:
         """One entry's image, decoded; or its error record (every failure is the row's, not the run's)."""
-        reason = entry.error
+        return self._decoded(entry, *self._read(entry))
+
+    def work_chunk(self, entries: list[ManifestEntry]) -> list[LoadedImage | dict[str, Any]]:
+        """`work` of each entry: every file read first, then every image decoded (the reads back to back)."""
+        reads = [self._read(entry) for entry in entries]
+        return [self._decoded(entry, *read) for entry, read in zip(entries, reads, strict=True)]
+
+    def _read(self, entry: ManifestEntry) -> tuple[str, bytes | None, str | None]:
+        """(uri, the file's bytes, None), or (uri, None, why there are none): the manifest's error, a path outside
+        the data root, a failed read."""
         try:
             uri = resolve_image_path(entry.image_path, self._data_root)
         except PathOutsideRootError as exc:
-            uri, reason = entry.image_path, reason or str(exc)
-        if reason is None:
-            try:
-                data = files.read_bytes(uri)
-            except Exception as exc:  # noqa: BLE001 - any read failure is this row's error, not the run's
-                reason = describe_read_error(uri, exc)
-        if reason is None:
+            return entry.image_path, None, entry.error or str(exc)
+        if entry.error is not None:
+            return uri, None, entry.error
+        try:
+            return uri, files.read_bytes(uri), None
+        except Exception as exc:  # noqa: BLE001 - any read failure is this row's error, not the run's
+            return uri, None, describe_read_error(uri, exc)
+
+    def _decoded(
+        self, entry: ManifestEntry, uri: str, data: bytes | None, reason: str | None
+    ) -> LoadedImage | dict[str, Any]:
+        """The image decoded from `data`, or the entry's error record (`reason`, or why decoding failed)."""
+        if data is not None:
             try:
                 pixels, model_input = load_model_input(
                     data,
@@ -86,11 +101,10 @@ class _LoadImageDoFn(OrderedThreadsDoFn):
                     max_pixels=self._decode.max_pixels,
                     sixteen_bit=self._decode.sixteen_bit,
                 )
+                return LoadedImage(entry, uri, pixels, model_input)
             except ImageDecodeError as exc:
                 reason = f"{exc} ({uri})"
-        if reason is not None:
-            return to_record(entry, uri, self._facts, error=reason)
-        return LoadedImage(entry, uri, pixels, model_input)
+        return to_record(entry, uri, self._facts, error=reason)
 
 
 class LoadImages(beam.PTransform):

@@ -3,6 +3,11 @@
 Beam runs a bundle's DoFns on one thread. The per-image work (PNG/JPEG decode, resize, CAM upsample,
 colour map, JPEG encode, file writes) is mostly OpenCV, numpy and file I/O, which release the GIL, so a
 few threads spread it over the worker's cores while the bundle thread only moves elements along.
+
+A thread takes consecutive elements a chunk at a time: one hand-off (a future, a wake-up of the bundle
+thread) per chunk instead of per element, and a chunk can do its file calls in a row (all reads, then all
+writes), which the kernel serves faster back to back than between images' compute (bench/README.md,
+session 16).
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ from transforms.scheduling import run_as_batch_thread
 In = TypeVar("In")
 Out = TypeVar("Out")
 
-# Elements in flight per thread: enough that a thread never waits for the bundle thread to hand it the
-# next one, few enough that decoded images in flight stay a handful per core.
-IN_FLIGHT_PER_THREAD = 4
+# Elements a stage thread takes at a time (the last chunk of a bundle may be smaller).
+CHUNK_SIZE = 8
+# Chunks queued or running per thread before the bundle thread waits for the oldest: with the one it then
+# submits, every thread has its next chunk waiting, and images in flight stay a few chunks per stage.
+IN_FLIGHT_PER_THREAD = 1
 
 
 class StageThreads:
@@ -52,58 +59,80 @@ def stage_threads(handle: shared.Shared, tag: str, threads: int, name: str) -> S
 
 @dataclasses.dataclass(frozen=True)
 class _Pending:
-    """An element's work in flight, and where its result belongs (its timestamp, window and pane, no value)."""
+    """A chunk's work in flight, and where each of its results belongs (its element's timestamp, window and pane)."""
 
     future: concurrent.futures.Future
-    template: WindowedValue
+    templates: list[WindowedValue]
 
 
 class OrderedThreads(Generic[In, Out]):
-    """Runs `function` over elements on a stage's threads; results come back in submission order.
+    """Runs `function` over chunks of consecutive elements on a stage's threads; results come back in input order.
 
-    Used from one DoFn instance: `start()` in start_bundle, `submit(...)` in process (yields the results that
-    are ready, waiting for the oldest only when too many are in flight), `finish()` in finish_bundle. Results
-    come as (result, windowed template): the caller wraps its output with `template.with_value(...)`, so each
-    output keeps its own element's timestamp, window and pane even when it is handed on while another
-    element is being processed. An exception raised by `function` is raised again, on the bundle's thread,
-    when its element's turn comes: the bundle fails as it would have without the threads.
+    `function` takes a list of up to `chunk_size` elements and returns one result per element, in their order.
+    Used from one DoFn instance: `start()` in start_bundle, `submit(...)` in process (queues the element, hands a
+    full chunk to the threads and yields the results that are ready, waiting for the oldest chunk only when too
+    many are in flight), `finish()` in finish_bundle (hands over the last, partial chunk and waits for all).
+    Results come as (result, windowed template): the caller wraps its output with `template.with_value(...)`, so
+    each output keeps its own element's timestamp, window and pane even when it is handed on while another
+    element is being processed. An exception raised by `function` is raised again, on the bundle's thread, when
+    its chunk's turn comes: the bundle fails as it would have without the threads.
     """
 
-    def __init__(self, function: Callable[[In], Out], threads: StageThreads) -> None:
+    def __init__(
+        self, function: Callable[[list[In]], list[Out]], threads: StageThreads, chunk_size: int = CHUNK_SIZE
+    ) -> None:
+        assert chunk_size >= 1, chunk_size
         self._function = function
+        self._chunk_size = chunk_size
         self._max_in_flight = threads.threads * IN_FLIGHT_PER_THREAD
         self._threads = threads  # held: while any instance holds it, the shared threads live
         self._pending: collections.deque[_Pending] = collections.deque()
+        self._chunk: list[In] = []
+        self._chunk_templates: list[WindowedValue] = []
 
     def start(self) -> None:
         """Forget work left by a failed bundle: its results are never handed on."""
         for pending in self._pending:
             pending.future.cancel()
         self._pending.clear()
+        self._chunk, self._chunk_templates = [], []
 
     def submit(self, element: In, timestamp: Any, window: Any, pane_info: Any) -> Iterator[tuple[Out, WindowedValue]]:
-        """Queue one element's work; yield the oldest results that are done (and wait while too many are in flight)."""
-        future = self._threads.executor.submit(self._function, element)
-        self._pending.append(_Pending(future, WindowedValue(None, timestamp, (window,), pane_info)))
+        """Queue one element (its chunk goes to the threads once full); yield the oldest results that are done, and
+        wait while too many chunks are in flight."""
+        self._chunk.append(element)
+        self._chunk_templates.append(WindowedValue(None, timestamp, (window,), pane_info))
+        if len(self._chunk) >= self._chunk_size:
+            self._submit_chunk()
         while self._pending and (len(self._pending) > self._max_in_flight or self._pending[0].future.done()):
-            yield self._hand_on(self._pending.popleft())
+            yield from self._hand_on(self._pending.popleft())
 
     def finish(self) -> Iterator[tuple[Out, WindowedValue]]:
-        """Wait for every element still in flight and yield their results, in order."""
+        """Hand over the last, partial chunk, wait for every chunk still in flight and yield their results, in order."""
+        if self._chunk:
+            self._submit_chunk()
         while self._pending:
-            yield self._hand_on(self._pending.popleft())
+            yield from self._hand_on(self._pending.popleft())
+
+    def _submit_chunk(self) -> None:
+        future = self._threads.executor.submit(self._function, self._chunk)
+        self._pending.append(_Pending(future, self._chunk_templates))
+        self._chunk, self._chunk_templates = [], []
 
     @staticmethod
-    def _hand_on(pending: _Pending) -> tuple[Out, WindowedValue]:
-        return pending.future.result(), pending.template
+    def _hand_on(pending: _Pending) -> Iterator[tuple[Out, WindowedValue]]:
+        results = pending.future.result()
+        assert len(results) == len(pending.templates), (len(results), len(pending.templates))
+        return zip(results, pending.templates, strict=True)
 
 
 class OrderedThreadsDoFn(beam.DoFn):
-    """A DoFn whose per-element `work` runs on its stage's threads in the worker process (`threads`, settled there).
+    """A DoFn whose per-element work runs on its stage's threads in the worker process (`threads`, settled there),
+    CHUNK_SIZE consecutive elements at a time.
 
-    Subclasses define `work(element)` (on a stage thread) and may override `hand_on(result, template)` (on the
-    bundle's thread, where Beam's per-thread metric containers see counter updates), which turns a result into
-    the output: by default the result in its element's window.
+    Subclasses define `work_chunk(elements)` (on a stage thread: one result per element, in order) and may
+    override `hand_on(result, template)` (on the bundle's thread, where Beam's per-thread metric containers see
+    counter updates), which turns a result into the output: by default the result in its element's window.
     """
 
     def __init__(self, threads: ImageThreads, name: str) -> None:
@@ -114,7 +143,7 @@ class OrderedThreadsDoFn(beam.DoFn):
         self._shared_tag = uuid.uuid4().hex
         self._work: OrderedThreads | None = None
 
-    def work(self, element: Any) -> Any:
+    def work_chunk(self, elements: list[Any]) -> list[Any]:
         raise NotImplementedError
 
     def hand_on(self, result: Any, template: WindowedValue) -> object:
@@ -122,7 +151,7 @@ class OrderedThreadsDoFn(beam.DoFn):
 
     def setup(self) -> None:
         threads = stage_threads(self._shared_handle, self._shared_tag, self._threads.count(), self._thread_name)
-        self._work = OrderedThreads(self.work, threads)
+        self._work = OrderedThreads(self.work_chunk, threads)
 
     def start_bundle(self) -> None:
         assert self._work is not None

@@ -154,6 +154,8 @@ class LoadedCamModel:
 
     def _timed_predict(self, inputs: Sequence[np.ndarray]) -> tuple[Explained, float, float]:
         start = time.perf_counter()
+        if self.backend == "litert" and self.faithfulness is None:
+            return self.predict(inputs), start, time.perf_counter()  # LiteRT stacks a list into its input tensor
         batch = inputs if isinstance(inputs, np.ndarray) else np.stack(inputs)
         explained = self.predict(batch)
         if self.faithfulness is not None:

@@ -94,14 +94,11 @@ class _Interpreter:
             self._interpreter.resize_tensor_input(self._input, [len(batch), *np.shape(batch[0])])
             self._interpreter.allocate_tensors()
             self._batch_size = len(batch)
-        if isinstance(batch, np.ndarray):
-            self._interpreter.set_tensor(self._input, np.ascontiguousarray(batch, dtype=np.float32))
-        else:
-            # Images stacked straight into the input tensor: one copy of each, not a stacked batch copied again.
-            # The view must be gone before invoke (the runtime refuses to run while one is held).
-            tensor = self._interpreter.tensor(self._input)()
-            np.stack(batch, out=tensor)
-            del tensor
+        # Images (a list's, or an array's rows) stacked straight into the input tensor: one copy of each, never a
+        # stacked batch copied again. The view must be gone before invoke (the runtime refuses to run while held).
+        tensor = self._interpreter.tensor(self._input)()
+        np.stack(batch, out=tensor)
+        del tensor
         self._interpreter.invoke()  # releases the GIL
         return self._interpreter.get_tensor(self._probabilities), self._interpreter.get_tensor(self._cams)
 

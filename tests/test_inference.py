@@ -16,6 +16,8 @@ import keras
 import numpy as np
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.windowed_value import WindowedValue
 
 import transforms.inference as inference
 from tests.conftest import TINY_INPUT, loaded_image, local_pipeline, random_batch
@@ -275,7 +277,8 @@ def test_inference_dofn_emits_batches_in_order_however_the_threads_finish(tiny_m
     emitted: list[str] = []
     for b in range(4):
         batch = [loaded_image(2 * b), loaded_image(2 * b + 1)]
-        emitted += [value.value.image.entry.image_path for value in dofn.process(batch, 0, None, None)]
+        handed_on = dofn.process(batch, WindowedValue(batch, 0, (GlobalWindow(),)))
+        emitted += [value.value.image.entry.image_path for value in handed_on]
     emitted += [value.value.image.entry.image_path for value in dofn.finish_bundle()]
     assert finished.index(0) == 3  # held until three later micro-batches were done
     assert emitted == [f"img{i}.png" for i in range(8)]

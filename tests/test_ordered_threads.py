@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from apache_beam.transforms.window import GlobalWindow, IntervalWindow
-from apache_beam.utils.windowed_value import PaneInfo, PaneInfoTiming
+from apache_beam.utils.windowed_value import PaneInfo, PaneInfoTiming, WindowedValue
 
 from transforms.ordered_threads import (
     CHUNK_SIZE,
@@ -21,6 +21,11 @@ from transforms.ordered_threads import (
 )
 
 PANE = PaneInfo(True, True, PaneInfoTiming.ON_TIME, 0, 0)
+
+
+def windowed(element: Any, timestamp: int = 0, window: Any = None) -> WindowedValue:
+    """The element as Beam hands it to a DoFn: in a window (the global one by default), with a timestamp and pane."""
+    return WindowedValue(element, timestamp, (window or GlobalWindow(),), PANE)
 
 
 def each(function: Callable[[Any], Any]) -> Callable[[list[Any]], list[Any]]:
@@ -36,7 +41,7 @@ def test_results_come_in_submission_order_whoever_finishes_first() -> None:
 
     work = OrderedThreads(each(slow_first), StageThreads(3, "test"), chunk_size=1)
     work.start()
-    out = [result for n in range(6) for result, _ in work.submit(n, 0, GlobalWindow(), PANE)]
+    out = [result for n in range(6) for result, _ in work.submit(n, windowed(n))]
     out += [result for result, _ in work.finish()]
     assert out == [n * n for n in range(6)]
 
@@ -50,7 +55,7 @@ def test_elements_reach_the_threads_in_chunks_and_the_last_partial_one_at_finish
 
     work = OrderedThreads(record_chunk, StageThreads(1, "test"), chunk_size=3)
     work.start()
-    out = [result for n in range(7) for result, _ in work.submit(n, 0, GlobalWindow(), PANE)]
+    out = [result for n in range(7) for result, _ in work.submit(n, windowed(n))]
     # Elements wait in an open chunk until it is full: the seventh goes to the threads only in finish().
     assert len(out) <= 6 and all(6 not in chunk for chunk in list(chunks))
     out += [result for result, _ in work.finish()]
@@ -63,7 +68,7 @@ def test_a_chunk_function_must_give_one_result_per_element() -> None:
     work.start()
     with pytest.raises(AssertionError):
         for n in range(2):
-            list(work.submit(n, 0, GlobalWindow(), PANE))
+            list(work.submit(n, windowed(n)))
         list(work.finish())
 
 
@@ -75,7 +80,7 @@ def test_chunks_of_the_default_size_keep_order_on_several_threads() -> None:
     work = OrderedThreads(slow_early_chunks, StageThreads(3, "test"))
     work.start()
     count = 5 * CHUNK_SIZE + 3
-    out = [result for n in range(count) for result, _ in work.submit(n, 0, GlobalWindow(), PANE)]
+    out = [result for n in range(count) for result, _ in work.submit(n, windowed(n))]
     out += [result for result, _ in work.finish()]
     assert out == [n + 1 for n in range(count)]
 
@@ -86,7 +91,7 @@ def test_each_result_keeps_its_own_elements_timestamp_window_and_pane() -> None:
     handed = []
     for n in range(5):
         window = IntervalWindow(10 * n, 10 * n + 10)
-        handed += work.submit(n, 10 * n + 1, window, PANE)
+        handed += work.submit(n, windowed(n, 10 * n + 1, window))
     handed += work.finish()
     values = [template.with_value(result) for result, template in handed]
     assert [value.value for value in values] == [100, 101, 102, 103, 104]
@@ -108,10 +113,10 @@ def test_submit_hands_on_only_what_is_done_and_waits_once_too_many_are_in_flight
     limit = threads * IN_FLIGHT_PER_THREAD
     # Up to the limit nothing is done, so submit returns at once with nothing.
     for n in range(limit):
-        assert list(work.submit(n, 0, GlobalWindow(), PANE)) == []
+        assert list(work.submit(n, windowed(n))) == []
     gate.set()
     # One more than the limit: the oldest is waited for and handed on (and any others already done).
-    out = [result for result, _ in work.submit(limit, 0, GlobalWindow(), PANE)]
+    out = [result for result, _ in work.submit(limit, windowed(limit))]
     out += [result for result, _ in work.finish()]
     assert out == list(range(limit + 1))
 
@@ -127,7 +132,7 @@ def test_an_exception_is_raised_on_the_callers_thread_at_its_elements_turn() -> 
     out = []
     with pytest.raises(ValueError, match="bad element 2"):
         for n in range(4):
-            out += [result for result, _ in work.submit(n, 0, GlobalWindow(), PANE)]
+            out += [result for result, _ in work.submit(n, windowed(n))]
         out += [result for result, _ in work.finish()]
     assert out == [0, 1][: len(out)]
 
@@ -135,14 +140,14 @@ def test_an_exception_is_raised_on_the_callers_thread_at_its_elements_turn() -> 
 def test_start_forgets_what_a_failed_bundle_left_in_flight() -> None:
     work = OrderedThreads(each(lambda n: n), StageThreads(1, "test"), chunk_size=2)
     work.start()
-    list(work.submit("left over", 0, GlobalWindow(), PANE))  # waits in the open chunk
+    list(work.submit("left over", windowed("left over")))  # waits in the open chunk
     work.start()  # a bundle that failed before its chunk went out
     assert list(work.finish()) == []
     work = OrderedThreads(each(lambda n: n), StageThreads(1, "test"), chunk_size=1)
     work.start()
-    list(work.submit("left over", 0, GlobalWindow(), PANE))
+    list(work.submit("left over", windowed("left over")))
     work.start()  # the next bundle
-    out = [result for result, _ in work.submit("new", 0, GlobalWindow(), PANE)]
+    out = [result for result, _ in work.submit("new", windowed("new"))]
     out += [result for result, _ in work.finish()]
     assert out == ["new"]
 

@@ -11,6 +11,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms import files
 from transforms.devices import ImageThreads
+from transforms.image_coder import InFlightImageCoder
 from transforms.imaging import DecodePolicy, ImageDecodeError, load_model_input
 from transforms.mura import ManifestEntry, PathOutsideRootError, resolve_image_path
 from transforms.ordered_threads import OrderedThreadsDoFn
@@ -28,6 +29,15 @@ class LoadedImage:
     image_uri: str
     pixels: np.ndarray  # original size, uint8: H x W if the image is grey, else H x W x 3 RGB
     model_input: np.ndarray  # h x w x 3 RGB float32 in 0..255
+
+    @property
+    def array_bytes(self) -> int:
+        """Bytes its pixel arrays hold (InFlightImageCoder's size estimate)."""
+        return self.pixels.nbytes + self.model_input.nbytes
+
+
+# Images in flight are sized by their arrays, not pickled to be measured (transforms/image_coder.py).
+beam.coders.registry.register_coder(LoadedImage, InFlightImageCoder)
 
 
 def describe_read_error(uri: str, exc: Exception) -> str:
@@ -122,5 +132,8 @@ class LoadImages(beam.PTransform):
         self._dofn = _LoadImageDoFn(data_root, input_size, facts, decode or DecodePolicy(), threads or ImageThreads())
 
     def expand(self, entries: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
-        results = entries | "Decode" >> beam.ParDo(self._dofn).with_outputs(ERRORS, main="images")
+        # Typed, so the images' PCollection (and BatchElements' batches of them) get InFlightImageCoder.
+        results = entries | "Decode" >> beam.ParDo(self._dofn).with_output_types(LoadedImage).with_outputs(
+            ERRORS, main="images"
+        )
         return results.images, results[ERRORS]

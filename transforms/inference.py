@@ -37,6 +37,7 @@ from transforms.devices import (
     process_cores,
 )
 from transforms.faithfulness import faithfulness_function
+from transforms.image_coder import InFlightImageCoder
 from transforms.images import METRICS_NAMESPACE, LoadedImage
 from transforms.methods import METHODS
 from transforms.methods.base import Explained
@@ -55,6 +56,14 @@ class InferredImage:
 
     image: LoadedImage
     prediction: Prediction
+
+    @property
+    def array_bytes(self) -> int:
+        """Bytes its arrays hold (InFlightImageCoder's size estimate)."""
+        return self.image.array_bytes + np.asarray(self.prediction.cam).nbytes
+
+
+beam.coders.registry.register_coder(InferredImage, InFlightImageCoder)
 
 
 def micro_batch_slices(batch_size: int, micro_batch_size: int) -> list[slice]:
@@ -320,9 +329,7 @@ class _BatchInFlight:
 
     images: list[LoadedImage]
     outputs: PendingForward
-    timestamp: Any
-    window: Any
-    pane_info: Any
+    windowed: WindowedValue  # the batch as Beam handed it: its images' template (timestamp, windows, pane)
 
 
 class _CamInferenceDoFn(beam.DoFn):
@@ -365,15 +372,11 @@ class _CamInferenceDoFn(beam.DoFn):
             self._unreported_load_ms = None
 
     def process(
-        self,
-        batch: list[LoadedImage],
-        timestamp: Any = beam.DoFn.TimestampParam,
-        window: Any = beam.DoFn.WindowParam,
-        pane_info: Any = beam.DoFn.PaneInfoParam,
+        self, batch: list[LoadedImage], windowed: Any = beam.DoFn.WindowedValueParam
     ) -> Iterator[WindowedValue]:
         assert self._model is not None
         inputs = [image.model_input for image in batch]
-        self._in_flight.append(_BatchInFlight(batch, self._model.submit(inputs), timestamp, window, pane_info))
+        self._in_flight.append(_BatchInFlight(batch, self._model.submit(inputs), windowed))
         # One batch queued behind the one being handed on keeps the forward threads busy meanwhile.
         while len(self._in_flight) > 1:
             yield from self._emit(self._in_flight.popleft())
@@ -389,7 +392,6 @@ class _CamInferenceDoFn(beam.DoFn):
         # Metrics are updated here, on the bundle's thread: Beam's metric containers are per thread.
         self._batch_ms.update(int(seconds * 1000))
         self._batch_size.update(len(in_flight.images))
-        windows = (in_flight.window,)
         # Python numbers for the whole batch at once (the same values as float()/int() per element).
         probability_rows, class_list = probabilities.tolist(), classes.tolist()
         for index, image in enumerate(in_flight.images):
@@ -400,7 +402,7 @@ class _CamInferenceDoFn(beam.DoFn):
                 cam_shift=self._model.cam_shift,
                 faithfulness=faithfulness_scores(faithfulness, index),
             )
-            yield WindowedValue(InferredImage(image, prediction), in_flight.timestamp, windows, in_flight.pane_info)
+            yield in_flight.windowed.with_value(InferredImage(image, prediction))
 
 
 def faithfulness_scores(arrays: Sequence[np.ndarray], index: int) -> FaithfulnessScores | None:
@@ -425,7 +427,7 @@ class InferCams(beam.PTransform):
         return (
             images
             | "Batch" >> beam.BatchElements(min_batch_size=self._min_batch_size, max_batch_size=self._max_batch_size)
-            | "Infer" >> beam.ParDo(_CamInferenceDoFn(self._loader))
+            | "Infer" >> beam.ParDo(_CamInferenceDoFn(self._loader)).with_output_types(InferredImage)
         )
 
 

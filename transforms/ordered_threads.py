@@ -97,11 +97,11 @@ class OrderedThreads(Generic[In, Out]):
         self._pending.clear()
         self._chunk, self._chunk_templates = [], []
 
-    def submit(self, element: In, timestamp: Any, window: Any, pane_info: Any) -> Iterator[tuple[Out, WindowedValue]]:
-        """Queue one element (its chunk goes to the threads once full); yield the oldest results that are done, and
-        wait while too many chunks are in flight."""
+    def submit(self, element: In, windowed: WindowedValue) -> Iterator[tuple[Out, WindowedValue]]:
+        """Queue one element, `windowed` being the element as Beam handed it (its chunk goes to the threads once
+        full); yield the oldest results that are done, and wait while too many chunks are in flight."""
         self._chunk.append(element)
-        self._chunk_templates.append(WindowedValue(None, timestamp, (window,), pane_info))
+        self._chunk_templates.append(windowed)
         if len(self._chunk) >= self._chunk_size:
             self._submit_chunk()
         while self._pending and (len(self._pending) > self._max_in_flight or self._pending[0].future.done()):
@@ -157,15 +157,12 @@ class OrderedThreadsDoFn(beam.DoFn):
         assert self._work is not None
         self._work.start()
 
-    def process(
-        self,
-        element: Any,
-        timestamp: Any = beam.DoFn.TimestampParam,
-        window: Any = beam.DoFn.WindowParam,
-        pane_info: Any = beam.DoFn.PaneInfoParam,
-    ) -> Iterator[object]:
+    def process(self, element: Any, windowed: Any = beam.DoFn.WindowedValueParam) -> Iterator[object]:
+        # The element's WindowedValue is its results' template. Asking Beam for it, rather than for the
+        # timestamp, window and pane one by one, keeps Beam on its cached-arguments path: a WindowParam made
+        # it rebuild the call's arguments for every element (bench/README.md, session 17).
         assert self._work is not None
-        for result, template in self._work.submit(element, timestamp, window, pane_info):
+        for result, template in self._work.submit(element, windowed):
             yield self.hand_on(result, template)
 
     def finish_bundle(self) -> Iterator[object]:

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from pipeline.summary import record_files
 from transforms import files
 from transforms.mura import manifest_entry, study_key
-from transforms.output_paths import ERROR_PREFIX, OK_PREFIX, bundles_dir, join_path, records_dir
+from transforms.output_paths import ERROR_PREFIX, OK_PREFIX, bundles_dir, join_path, records_dir, temp_folders
 from transforms.schema import RECORD_SCHEMA, STATUS_OK
 
 # Rows per consolidated file when --record_shards is 0: ~80 MB with a 28 x 28 CAM per row.
@@ -192,8 +192,12 @@ class _ShardWriter:
 
 
 def debris(output_dir: str) -> list[str]:
-    """What an interrupted run leaves: temporary files anywhere under --output, Beam sink temp folders."""
-    temp_files = files.matching(join_path(output_dir, "**" + files.TEMP_PREFIX + "*"))
+    """What an interrupted run leaves: temporary files in the folders runs write them in, Beam sink temp folders.
+
+    Folder by folder, so the cost does not grow with the archive: a match of every temporary name under
+    --output listed every heatmap (0.18 s of a 0.33 s consolidation at 8,000 images; bench/README.md, session 17).
+    """
+    temp_files = [path for folder in temp_folders(output_dir) for path in files.temp_files(folder)]
     beam_temp = files.matching(join_path(records_dir(output_dir), BEAM_TEMP_PREFIX + "**"))
     folders = {
         join_path(records_dir(output_dir), path[len(records_dir(output_dir)) :].lstrip("/").split("/")[0])

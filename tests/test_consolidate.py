@@ -44,10 +44,13 @@ def test_consolidate_dedups_splits_and_cleans(tmp_path: Path) -> None:
     commit(tmp_path, "part-1.parquet", [a, b])
     commit(tmp_path, "part-2.parquet", [a])  # a retried bundle committed `a` twice
     commit(tmp_path, "errors-1.parquet", [c])
-    debris_files = [tmp_path / "heatmaps" / "x" / ".cam-audit-tmp-123", tmp_path / "records" / ".cam-audit-tmp-9"]
+    # One left in each folder runs write temporary files in (heatmaps': the top of their tree).
+    debris_files = [tmp_path / ".cam-audit-tmp-1", tmp_path / "heatmaps" / ".cam-audit-tmp-123",
+                    tmp_path / "records" / ".cam-audit-tmp-9", tmp_path / "studies" / ".cam-audit-tmp-5"]
     for path in [*debris_files, tmp_path / "records" / "beam-temp-part-abc" / "shard"]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"half")
+    (tmp_path / "heatmaps" / "x").mkdir()
     (tmp_path / "heatmaps" / "x" / "a.png.jpg").write_bytes(b"kept")
 
     result = consolidate(str(tmp_path), {"a.png": 1, "b.png": 2, "c.png": 1}, ok_shards=2)

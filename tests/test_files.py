@@ -83,3 +83,34 @@ def test_local_atomic_write_makes_its_folders_and_leaves_no_temporary(tmp_path: 
     files.write_bytes_atomic(str(target.with_name("image2.png.jpg")), b"jpg 2")  # the folder exists now
     assert sorted(p.name for p in target.parent.iterdir()) == ["image1.png.jpg", "image2.png.jpg"]
     assert files.read_bytes(str(target)) == b"jpg"
+
+
+def test_atomic_write_through_a_temp_folder_makes_the_files_folder_and_leaves_its_debris_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tops = tmp_path / "heatmaps"
+    target = tops / "valid" / "XR_HAND" / "patient1" / "image1.png.jpg"
+    files.write_bytes_atomic(str(target), b"jpg", temp_folder=str(tops))  # neither folder exists yet
+    files.write_bytes_atomic(str(target), b"jpg again", temp_folder=str(tops))
+    assert target.read_bytes() == b"jpg again" and sorted(p.name for p in target.parent.iterdir()) == [target.name]
+    assert files.temp_files(str(tops)) == []
+
+    # A write that fails before its rename leaves its temporary file at the top, where temp_files finds it.
+    def failing_replace(source: str, destination: str) -> None:
+        raise PermissionError(destination)
+
+    monkeypatch.setattr(files.os, "replace", failing_replace)
+    with pytest.raises(PermissionError):
+        files.write_bytes_atomic(str(target.with_name("image2.png.jpg")), b"jpg 2", temp_folder=str(tops))
+    (left,) = files.temp_files(str(tops))
+    assert Path(left).parent == tops and Path(left).read_bytes() == b"jpg 2"
+    assert not target.with_name("image2.png.jpg").exists()
+
+
+def test_temp_files_lists_one_folder_only(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    for path in (tmp_path / f"{files.TEMP_PREFIX}a", tmp_path / "sub" / f"{files.TEMP_PREFIX}b", tmp_path / "c.jpg"):
+        path.write_bytes(b"")
+    (tmp_path / f"{files.TEMP_PREFIX}folder").mkdir()  # a folder with the prefix is not a temporary file
+    assert files.temp_files(str(tmp_path)) == [str(tmp_path / f"{files.TEMP_PREFIX}a")]
+    assert files.temp_files(str(tmp_path / "missing")) == []

@@ -51,7 +51,9 @@ class _ExplainDoFn(OrderedThreadsDoFn):
         explained = [self.explain(inferred) for inferred in chunk]
         for record, heatmap in explained:
             if heatmap is not None:
-                files.write_bytes_atomic(record["heatmap_path"], heatmap)
+                # Temporary names at the top of the heatmap tree, where the launcher looks for debris without
+                # listing every heatmap (pipeline/consolidate.py: debris).
+                files.write_bytes_atomic(record["heatmap_path"], heatmap, temp_folder=self._heatmap_dir)
         return [record for record, _ in explained]
 
     def explain(self, inferred: InferredImage) -> tuple[dict[str, Any], bytes | None]:

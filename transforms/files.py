@@ -76,32 +76,54 @@ def temp_path(path: str) -> str:
     return FileSystems.join(folder, temp_name())
 
 
-def write_bytes_atomic(path: str, data: bytes) -> None:
+def write_bytes_atomic(path: str, data: bytes, temp_folder: str | None = None) -> None:
     """Write a whole file under a temporary name, then rename it: readers see it complete or not at all.
 
     A retried bundle writes the same deterministic `path` again and the rename replaces it, so a
-    file is never half-written and never duplicated.
+    file is never half-written and never duplicated. The temporary file goes into `temp_folder` (on the same
+    filesystem) or, by default, beside `path`; what an interrupted write leaves is found there (`temp_files`).
     """
     if not is_uri(path):
-        _write_local_atomic(path, data)
+        _write_local_atomic(path, data, temp_folder)
         return
-    temp = temp_path(path)
+    temp = FileSystems.join(temp_folder, temp_name()) if temp_folder else temp_path(path)
     write_bytes(temp, data)
     rename(temp, path)
 
 
-def _write_local_atomic(path: str, data: bytes) -> None:
-    """write_bytes_atomic on a local disk: folders made only when the first open finds none."""
+def _write_local_atomic(path: str, data: bytes, temp_folder: str | None) -> None:
+    """write_bytes_atomic on a local disk: folders made only when an open or the rename finds none."""
     folder = os.path.dirname(path)
-    temp = os.path.join(folder, temp_name())
+    temp = os.path.join(temp_folder or folder, temp_name())
     try:
         handle = open(temp, "wb")
     except FileNotFoundError:
-        os.makedirs(folder, exist_ok=True)
+        os.makedirs(os.path.dirname(temp), exist_ok=True)
         handle = open(temp, "wb")
     with handle:
         handle.write(data)
-    os.replace(temp, path)
+    try:
+        os.replace(temp, path)
+    except FileNotFoundError:
+        if not temp_folder:
+            raise
+        os.makedirs(folder, exist_ok=True)  # the temporary file sat elsewhere; the file's own folder is new
+        os.replace(temp, path)
+
+
+def temp_files(folder: str) -> list[str]:
+    """Sorted temporary files (TEMP_PREFIX) directly in `folder`, its subfolders left unlisted; none if it is absent.
+
+    A match of `folder/<prefix>*` would not do on a local disk: Beam's LocalFileSystem walks every
+    subfolder of the pattern's folder to match it, and the heatmap tree holds a file per image.
+    """
+    if is_uri(folder):
+        return matching(FileSystems.join(folder, TEMP_PREFIX + "*"))  # an object-store prefix listing
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(entry.path for entry in entries if entry.name.startswith(TEMP_PREFIX) and entry.is_file())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def matching(pattern: str) -> list[str]:

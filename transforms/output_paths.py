@@ -68,6 +68,14 @@ def litert_model_path(output_dir: str) -> str:
     return join_path(output_dir, LITERT_MODEL_FILE)
 
 
+def temp_folders(output_dir: str) -> list[str]:
+    """Every folder a run writes temporary files in (files.write_bytes_atomic): the output itself (run_info.json,
+    the LiteRT model), the record and study folders, and the top of the heatmap tree, where every heatmap's
+    temporary file goes (transforms/explain.py) so that none sits among the heatmaps."""
+    records = records_dir(output_dir)
+    return [output_dir, heatmaps_dir(output_dir), records, bundles_dir(output_dir), studies_dir(output_dir)]
+
+
 _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$")
 # Control characters and characters some filesystems or object stores refuse in a name.
 _UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f:*?"<>|]')

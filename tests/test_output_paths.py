@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import random
+import re
 from pathlib import Path
 
 import pytest
@@ -84,3 +86,17 @@ def test_a_long_name_keeps_its_heatmap_name_within_255_bytes() -> None:
     name_a = heatmap_relative_path(long_a, "jpg")
     assert len(name_a.encode()) == 255 and name_a.endswith(".jpg") and name_a.startswith("a" * 200)
     assert name_a != heatmap_relative_path(long_b, "jpg")  # the hash keeps them apart
+
+
+def test_plain_paths_take_the_short_way_to_the_same_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The full rules, with the shortcut for plain relative paths turned off, are the reference.
+    import transforms.output_paths as output_paths
+
+    rng = random.Random(7)
+    alphabet = "ab._-/Z9:\\ \x01*é"
+    paths = ["MURA-v1.1/valid/XR_WRIST/patient11185/study1_positive/image1.png", "a/./b.png", "a/b/", "a//b.png",
+             "-x/.y", "x/..", "x" * 251, "x" * 252, "d/" + "n" * 251, "d/" + "n" * 252, "."]
+    paths += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12))) for _ in range(3000)]
+    fast = [heatmap_relative_path(path, image_format) for path in paths for image_format in ("jpg", "png")]
+    monkeypatch.setattr(output_paths, "_PLAIN_PATH", re.compile(r"(?!)"))  # matches nothing
+    assert fast == [heatmap_relative_path(path, image_format) for path in paths for image_format in ("jpg", "png")]

@@ -103,6 +103,10 @@ def _fit_name(name: str, suffix: str) -> str:
     return head + digest + suffix
 
 
+# A relative path of plain names (letters, digits, '_', '-', '.', not starting with '.') that no rule below changes.
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*")
+
+
 def heatmap_relative_path(image_path: str, image_format: str) -> str:
     """Relative heatmap path for a manifest image path, always inside the heatmaps folder.
 
@@ -111,6 +115,11 @@ def heatmap_relative_path(image_path: str, image_format: str) -> str:
     would still climb out (`../x`) or is absolute (`/data/x`, `gs://bucket/x`) is mapped, not
     refused: `..` -> `_up`, an absolute path under `_abs/`, a URI under `_uri/<scheme>/`.
     """
+    suffix = f".{image_format}"
+    name_length = len(image_path) - image_path.rfind("/") - 1
+    if _PLAIN_PATH.fullmatch(image_path) and name_length + len(suffix) <= _MAX_NAME_BYTES:
+        # Every MURA path: what the rules below return for it, without taking it apart (one call per image).
+        return image_path + suffix
     path = image_path.strip().replace("\\", "/")
     prefix: list[str] = []
     match = _SCHEME.match(path)
@@ -130,5 +139,5 @@ def heatmap_relative_path(image_path: str, image_format: str) -> str:
             components.append(_safe_component(component))
     if not components:
         components = ["_"]
-    components[-1] = _fit_name(components[-1], f".{image_format}")
+    components[-1] = _fit_name(components[-1], suffix)
     return "/".join(prefix + components)

@@ -267,3 +267,15 @@ def test_gradient_method_with_faithfulness_on_a_model_without_the_cam_head(
     assert all(r["confidence_drop"] >= 0.0 and isinstance(r["confidence_increase"], bool) for r in measured)
     [gradcam] = summarise_faithfulness(read_records(str(output), FAITHFULNESS_COLUMNS))
     assert gradcam.method == "gradcam" and gradcam.measured == len(measured)
+
+
+def test_a_run_under_beams_runtime_type_check_writes_every_row(
+    tiny_archive: TinyArchive, tiny_model_path: Path, tmp_path: Path
+) -> None:
+    # Beam checks each DoFn's outputs against its declared output type: the typed image collections (for their
+    # coder, transforms/image_coder.py) must not hold the error rows of the same DoFn to the images' type.
+    output = tmp_path / "checked"
+    run([*base_args(tiny_archive, tiny_model_path, output), "--runtime_type_check"])
+    rows = read_rows(output)
+    assert sorted(row["image_path"] for row in rows if row["status"] == "ok") == sorted(tiny_archive.good)
+    assert sorted(row["image_path"] for row in rows if row["status"] == "error") == sorted(tiny_archive.bad)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
+import os
 from pathlib import Path
 
 import pytest
@@ -114,3 +116,38 @@ def test_temp_files_lists_one_folder_only(tmp_path: Path) -> None:
     (tmp_path / f"{files.TEMP_PREFIX}folder").mkdir()  # a folder with the prefix is not a temporary file
     assert files.temp_files(str(tmp_path)) == [str(tmp_path / f"{files.TEMP_PREFIX}a")]
     assert files.temp_files(str(tmp_path / "missing")) == []
+
+
+def test_a_uri_write_through_a_temp_folder_makes_the_files_folder_where_the_scheme_has_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The FileSystems branch (gs://, hdfs://, ...) run on Beam's LocalFileSystem, a scheme with folders whose
+    # rename, like HDFS's, fails into a folder that does not exist.
+    monkeypatch.setattr(files, "is_uri", lambda path: True)
+    tops = tmp_path / "heatmaps"
+    tops.mkdir()
+    target = tops / "valid" / "XR_HAND" / "image1.png.jpg"
+    files.write_bytes_atomic(str(target), b"jpg", temp_folder=str(tops))
+    files.write_bytes_atomic(str(target.with_name("image2.png.jpg")), b"jpg 2", temp_folder=str(tops))  # it exists
+    assert target.read_bytes() == b"jpg" and target.with_name("image2.png.jpg").read_bytes() == b"jpg 2"
+    assert sorted(p.name for p in tops.iterdir()) == ["valid"]  # no temporary file left at the top
+
+
+def test_a_file_on_another_filesystem_than_the_temp_folder_is_written_beside_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_replace = os.replace
+    moves: list[str] = []
+
+    def replace_across_filesystems(source: str, destination: str) -> None:
+        moves.append(source)
+        if Path(source).parent == tmp_path:  # from the temp folder: as if the target's folder were another disk
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_replace(source, destination)
+
+    monkeypatch.setattr(files.os, "replace", replace_across_filesystems)
+    target = tmp_path / "linked" / "image1.png.jpg"
+    target.parent.mkdir()
+    files.write_bytes_atomic(str(target), b"jpg", temp_folder=str(tmp_path))
+    assert target.read_bytes() == b"jpg" and len(moves) == 2 and Path(moves[1]).parent == target.parent
+    assert files.temp_files(str(tmp_path)) == [] and sorted(p.name for p in target.parent.iterdir()) == [target.name]

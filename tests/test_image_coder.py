@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import apache_beam as beam
 import numpy as np
@@ -12,7 +13,7 @@ import transforms.image_coder as image_coder
 from tests.conftest import loaded_image
 from transforms.image_coder import SMALL_FIELDS_BYTES, InFlightImageCoder
 from transforms.images import LoadedImage, LoadImages
-from transforms.inference import InferredImage
+from transforms.inference import CamModelLoader, InferCams, InferredImage
 from transforms.schema import Prediction, RunFacts
 
 
@@ -30,7 +31,7 @@ def test_the_images_in_flight_and_their_batches_get_the_coder() -> None:
     assert isinstance(batches, beam.coders.ListCoder) and isinstance(batches._elem_coder, InFlightImageCoder)
 
 
-def test_the_decode_stage_types_its_images_and_leaves_its_error_records_untyped() -> None:
+def test_the_stages_type_their_images_and_leave_the_error_records_untyped(tiny_model_path: Path) -> None:
     pipeline = beam.Pipeline()
     entries = pipeline | beam.Create([])
     images, errors = entries | LoadImages("/data", (32, 32), RunFacts("run", "0" * 64, 0.2, ("normal", "abnormal")))
@@ -38,6 +39,10 @@ def test_the_decode_stage_types_its_images_and_leaves_its_error_records_untyped(
     assert not isinstance(beam.coders.registry.get_coder(errors.element_type), InFlightImageCoder)
     batches = images | beam.BatchElements(min_batch_size=2, max_batch_size=4)
     assert isinstance(beam.coders.registry.get_coder(batches.element_type)._elem_coder, InFlightImageCoder)
+    inferred = images | InferCams(CamModelLoader(str(tiny_model_path)), 1, 4)
+    assert isinstance(beam.coders.registry.get_coder(inferred.element_type), InFlightImageCoder)
+    # The graph survives Beam's proto round trip (interactive runners and expansion services take it).
+    beam.Pipeline.from_runner_api(pipeline.to_runner_api(), pipeline.runner, pipeline._options)
 
 
 def test_a_round_trip_gives_the_element_back() -> None:
@@ -64,4 +69,5 @@ def test_the_size_estimate_is_close_to_the_pickle_and_pickles_nothing(make, monk
     estimate = coder.estimate_size(element)
     assert abs(estimate - pickled) <= SMALL_FIELDS_BYTES  # arrays counted exactly; the rest within the allowance
     # What Beam's size sampling calls: the coder's implementation, nested in a list as a batch is.
-    assert beam.coders.ListCoder(coder).get_impl().get_estimated_size_and_observables([element] * 3)[0] > 3 * estimate
+    batch_size, _ = beam.coders.ListCoder(coder).get_impl().get_estimated_size_and_observables([element] * 3)
+    assert 3 * estimate < batch_size <= 3 * estimate + 64

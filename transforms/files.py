@@ -7,6 +7,7 @@ the same files and the same errors.
 
 from __future__ import annotations
 
+import errno
 import os
 import uuid
 from collections.abc import Iterator
@@ -88,7 +89,20 @@ def write_bytes_atomic(path: str, data: bytes, temp_folder: str | None = None) -
         return
     temp = FileSystems.join(temp_folder, temp_name()) if temp_folder else temp_path(path)
     write_bytes(temp, data)
+    if temp_folder and FileSystems.get_filesystem(path).has_dirs():
+        _make_folder(FileSystems.split(path)[0])  # a rename into a missing folder fails there (HDFS)
     rename(temp, path)
+
+
+def _make_folder(folder: str) -> None:
+    """Create a folder on a FileSystems scheme with folders, unless it exists (another writer may make it first)."""
+    if FileSystems.exists(folder):
+        return
+    try:
+        FileSystems.mkdirs(folder)
+    except OSError:
+        if not FileSystems.exists(folder):
+            raise
 
 
 def _write_local_atomic(path: str, data: bytes, temp_folder: str | None) -> None:
@@ -109,6 +123,12 @@ def _write_local_atomic(path: str, data: bytes, temp_folder: str | None) -> None
             raise
         os.makedirs(folder, exist_ok=True)  # the temporary file sat elsewhere; the file's own folder is new
         os.replace(temp, path)
+    except OSError as exc:
+        if not temp_folder or exc.errno != errno.EXDEV:
+            raise
+        # The file's folder is on another filesystem (a link inside the tree): write beside the file instead.
+        os.remove(temp)
+        _write_local_atomic(path, data, None)
 
 
 def temp_files(folder: str) -> list[str]:

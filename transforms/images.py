@@ -132,8 +132,8 @@ class LoadImages(beam.PTransform):
         self._dofn = _LoadImageDoFn(data_root, input_size, facts, decode or DecodePolicy(), threads or ImageThreads())
 
     def expand(self, entries: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
-        # Typed, so the images' PCollection (and BatchElements' batches of them) get InFlightImageCoder.
-        results = entries | "Decode" >> beam.ParDo(self._dofn).with_output_types(LoadedImage).with_outputs(
-            ERRORS, main="images"
-        )
+        results = entries | "Decode" >> beam.ParDo(self._dofn).with_outputs(ERRORS, main="images")
+        # The images' collection typed, so it (and BatchElements' batches of it) gets InFlightImageCoder. Not as the
+        # ParDo's output type: --runtime_type_check would hold the error records to it too.
+        results.images.element_type = LoadedImage
         return results.images, results[ERRORS]

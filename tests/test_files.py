@@ -133,21 +133,26 @@ def test_a_uri_write_through_a_temp_folder_makes_the_files_folder_where_the_sche
     assert sorted(p.name for p in tops.iterdir()) == ["valid"]  # no temporary file left at the top
 
 
+@pytest.mark.parametrize("folder_exists", [True, False])
 def test_a_file_on_another_filesystem_than_the_temp_folder_is_written_beside_itself(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder_exists: bool
 ) -> None:
     real_replace = os.replace
     moves: list[str] = []
 
     def replace_across_filesystems(source: str, destination: str) -> None:
         moves.append(source)
-        if Path(source).parent == tmp_path:  # from the temp folder: as if the target's folder were another disk
+        # From the temp folder into an existing folder: as if the target's folder were another disk.
+        if Path(source).parent == tmp_path and Path(destination).parent.exists():
             raise OSError(errno.EXDEV, "Invalid cross-device link")
         real_replace(source, destination)
 
     monkeypatch.setattr(files.os, "replace", replace_across_filesystems)
     target = tmp_path / "linked" / "image1.png.jpg"
-    target.parent.mkdir()
+    if folder_exists:
+        target.parent.mkdir()
     files.write_bytes_atomic(str(target), b"jpg", temp_folder=str(tmp_path))
-    assert target.read_bytes() == b"jpg" and len(moves) == 2 and Path(moves[1]).parent == target.parent
+    # A folder made on the way costs one more rename: the first found no folder.
+    assert target.read_bytes() == b"jpg" and len(moves) == (2 if folder_exists else 3)
+    assert Path(moves[-1]).parent == target.parent
     assert files.temp_files(str(tmp_path)) == [] and sorted(p.name for p in target.parent.iterdir()) == [target.name]

@@ -107,8 +107,7 @@ def _make_folder(folder: str) -> None:
 
 def _write_local_atomic(path: str, data: bytes, temp_folder: str | None) -> None:
     """write_bytes_atomic on a local disk: folders made only when an open or the rename finds none."""
-    folder = os.path.dirname(path)
-    temp = os.path.join(temp_folder or folder, temp_name())
+    temp = os.path.join(temp_folder or os.path.dirname(path), temp_name())
     try:
         handle = open(temp, "wb")
     except FileNotFoundError:
@@ -117,18 +116,25 @@ def _write_local_atomic(path: str, data: bytes, temp_folder: str | None) -> None
     with handle:
         handle.write(data)
     try:
-        os.replace(temp, path)
-    except FileNotFoundError:
-        if not temp_folder:
-            raise
-        os.makedirs(folder, exist_ok=True)  # the temporary file sat elsewhere; the file's own folder is new
-        os.replace(temp, path)
+        _replace_into(temp, path, make_folder=temp_folder is not None)
     except OSError as exc:
         if not temp_folder or exc.errno != errno.EXDEV:
             raise
         # The file's folder is on another filesystem (a link inside the tree): write beside the file instead.
         os.remove(temp)
         _write_local_atomic(path, data, None)
+
+
+def _replace_into(temp: str, path: str, make_folder: bool) -> None:
+    """os.replace; with `make_folder`, the file's folder is made when the rename finds none (the temporary file
+    sat elsewhere)."""
+    try:
+        os.replace(temp, path)
+    except FileNotFoundError:
+        if not make_folder:
+            raise
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.replace(temp, path)
 
 
 def temp_files(folder: str) -> list[str]:

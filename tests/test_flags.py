@@ -12,6 +12,7 @@ from transforms.flags import (
     border_peak,
     box_count,
     burned_in_peak,
+    grey_histogram,
     grey_percentiles,
     image_flags,
     off_body_peak,
@@ -58,6 +59,21 @@ def test_grey_percentiles_equal_numpys_bit_for_bit(size: int) -> None:
         for percents in ((1, 99), (0, 100), (50,), (2.5, 97.5), (33.3, 66.7)):
             expected = tuple(float(value) for value in np.percentile(grey, percents))
             assert grey_percentiles(grey, percents) == expected, (grey, percents)
+
+
+def test_grey_histogram_counts_every_level_exactly() -> None:
+    rng = np.random.default_rng(7)
+    image = rng.integers(0, 256, (61, 47, 3), dtype=np.uint8)
+    for grey in (image[..., 0], image[::4, ::3, 1], image[5:9, 40:, 2], image[0, :1, 0], to_grey(image)):
+        histogram = grey_histogram(grey)
+        assert histogram.dtype == np.int64 and histogram.shape == (256,)
+        assert np.array_equal(histogram, np.bincount(grey.ravel(), minlength=256)), grey.shape
+
+
+def test_grey_histogram_exact_beyond_float32_counts() -> None:
+    # 2**24 + 1 pixels of one level: a float32 bin would hold 2**24.
+    grey = np.full(2**24 + 1, 200, dtype=np.uint8)
+    assert grey_histogram(grey)[200] == 2**24 + 1
 
 
 def test_off_body_peak_on_background_only() -> None:

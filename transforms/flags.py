@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
+import cv2
 import numpy as np
 
 FLAG_NAMES = (
@@ -73,9 +75,16 @@ def border_peak(x: int, y: int, width: int, height: int, margin: float) -> bool:
     return min(x, y, width - 1 - x, height - 1 - y) < pixels
 
 
+# Counts up to this exact in OpenCV's float32 histogram bins; a larger array is counted by numpy.
+_EXACT_FLOAT32_COUNT = 1 << 24
+
+
 def grey_histogram(grey: np.ndarray) -> np.ndarray:
-    """Pixel count of each grey level 0..255 of a uint8 array."""
-    return np.bincount(grey.ravel(), minlength=256)
+    """Pixel count (int64) of each grey level 0..255 of a uint8 array."""
+    if not 0 < grey.size < _EXACT_FLOAT32_COUNT:
+        return np.bincount(grey.ravel(), minlength=256)
+    # OpenCV's one pass, without numpy's copy of the pixels to machine integers first (bench/README.md, session 18).
+    return cv2.calcHist([grey], [0], None, [256], [0, 256]).ravel().astype(np.int64)
 
 
 def histogram_percentiles(histogram: np.ndarray, percents: tuple[float, ...]) -> tuple[float, ...]:
@@ -88,14 +97,16 @@ def histogram_percentiles(histogram: np.ndarray, percents: tuple[float, ...]) ->
     cumulative = np.cumsum(histogram)
     count = int(cumulative[-1])
     # The value at sorted position i: the first grey level whose cumulative count exceeds i.
-    positions: list[tuple[int, int, float]] = []
+    positions: list[int] = []
+    weights: list[float] = []
     for percent in percents:
         virtual = (count - 1) * (percent / 100)
-        low = int(np.floor(virtual))
-        positions.append((low, min(low + 1, count - 1), virtual - low))
-    levels = np.searchsorted(cumulative, [index for low, high, _ in positions for index in (low, high)], "right")
+        low = math.floor(virtual)
+        positions += (low, min(low + 1, count - 1))
+        weights.append(virtual - low)
+    levels = cumulative.searchsorted(positions, "right").tolist()
     values = []
-    for (_, _, weight), low, high in zip(positions, levels[0::2].tolist(), levels[1::2].tolist(), strict=True):
+    for weight, low, high in zip(weights, levels[0::2], levels[1::2], strict=True):
         difference = high - low
         values.append(high - difference * (1 - weight) if weight >= 0.5 else low + difference * weight)
     return tuple(values)
@@ -113,8 +124,8 @@ def off_body_peak(grey: np.ndarray, window: np.ndarray, level: float, saturation
     """
     low, high = grey_percentiles(grey, (1, 99))
     window_levels = grey_histogram(window)
-    under = window_levels.copy()
-    under[saturation_level:] = 0
+    # The levels below saturation: a histogram cut short has the same order statistics as one zeroed beyond.
+    under = window_levels[:saturation_level]
     # The median is the 50th percentile (numpy's median: the middle value, or the mean of the two).
     (median,) = histogram_percentiles(under if under.any() else window_levels, (50,))
     return bool(median < low + level * (high - low))

@@ -75,7 +75,7 @@ def border_peak(x: int, y: int, width: int, height: int, margin: float) -> bool:
     return min(x, y, width - 1 - x, height - 1 - y) < pixels
 
 
-# Counts up to this exact in OpenCV's float32 histogram bins; a larger array is counted by numpy.
+# Counts below this are exact in OpenCV's float32 histogram bins; a larger array is counted by numpy.
 _EXACT_FLOAT32_COUNT = 1 << 24
 
 

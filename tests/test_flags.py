@@ -16,6 +16,7 @@ from transforms.flags import (
     grey_percentiles,
     image_flags,
     off_body_peak,
+    predicted_class,
     text_like_pixels,
     to_grey,
 )
@@ -125,6 +126,16 @@ def test_image_flags_on_the_body_and_empty_cams() -> None:
     assert diffuse["flag_diffuse"] and diffuse["flag_label_disagreement"] is None
     empty = image_flags(grey, None, (0.5, 0.5), 0.0, 0, DEFAULTS)
     assert empty["flag_empty_cam"] and not empty["flag_border_peak"] and not empty["flag_off_body_peak"]
+
+
+def test_label_disagreement_judges_the_records_predicted_class() -> None:
+    grey = scene()
+    assert predicted_class((0.2, 0.5, 0.5)) == 1 and predicted_class((0.95, 0.05)) == 0
+    # A broken model's NaN: np.argmax would pick class 1 here, the record's predicted_class is 0.
+    probabilities = (0.95, float("nan"))
+    assert predicted_class(probabilities) == 0
+    assert not image_flags(grey, (150, 100), probabilities, 0.1, 0, DEFAULTS)["flag_label_disagreement"]
+    assert image_flags(grey, (150, 100), probabilities, 0.1, 1, DEFAULTS)["flag_label_disagreement"]
 
 
 def test_thresholds_are_checked() -> None:

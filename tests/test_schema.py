@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from transforms.cam import CamStats
-from transforms.flags import FLAG_NAMES
+from transforms.flags import FLAG_NAMES, FlagThresholds, image_flags
 from transforms.mura import ManifestEntry
 from transforms.schema import RECORD_SCHEMA, Prediction, RunFacts, schema_markdown, to_record
 
@@ -54,6 +54,19 @@ def test_ok_record_carries_its_flags() -> None:
     )
     row = pa.Table.from_pylist([record], schema=RECORD_SCHEMA).to_pylist()[0]
     assert {name: row[name] for name in FLAG_NAMES} == flags
+
+
+def test_label_disagreement_agrees_with_the_records_predicted_class() -> None:
+    # A broken model's NaN probability: the record's predicted class and the flag that judges it must be the same one.
+    probabilities = (0.95, float("nan"))
+    flags = image_flags(np.full((30, 40), 100, np.uint8), (20, 15), probabilities, 0.1, ENTRY.label, FlagThresholds())
+    record = to_record(
+        ENTRY, "/data/a.png", FACTS, size=(40, 30),
+        prediction=Prediction(probabilities=probabilities, cam_class=0, cam=np.ones((2, 2), np.float32)),
+        stats=CamStats(20, 15, 0.5, 0.5, 1.0, 0.1), flags=flags,
+    )
+    assert record["predicted_class"] == 0
+    assert record["flag_label_disagreement"] is (record["predicted_class"] != ENTRY.label)
 
 
 def test_non_nullable_fields_are_exactly_the_run_facts_and_identity() -> None:

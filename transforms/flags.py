@@ -160,6 +160,12 @@ def burned_in_peak(window: np.ndarray, saturation_level: int, saturated_share: f
     return bool(text >= saturated_share * window.size and text >= stroke_share * count)
 
 
+def predicted_class(probabilities: tuple[float, ...]) -> int:
+    """Index of the highest probability, the first on ties: the record's predicted_class, which the flags judge too."""
+    # Python's max, not np.argmax: the two differ only on NaN, where the record and its flags must still agree.
+    return max(range(len(probabilities)), key=probabilities.__getitem__)
+
+
 def image_flags(
     pixels: np.ndarray,
     peak: tuple[int, int] | None,
@@ -180,7 +186,7 @@ def image_flags(
     """
     height, width = pixels.shape[:2]
     confident = max(probabilities) >= thresholds.confidence
-    predicted = int(np.argmax(probabilities))
+    predicted = predicted_class(probabilities)
     flags: dict[str, bool | None] = {name: False for name in FLAG_NAMES}
     flags["flag_empty_cam"] = peak is None
     flags["flag_diffuse"] = bool(confident and coverage >= thresholds.diffuse_coverage)

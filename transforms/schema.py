@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 
 from transforms.cam import CamStats
-from transforms.flags import FLAG_NAMES
+from transforms.flags import FLAG_NAMES, predicted_class
 from transforms.mura import ManifestEntry
 
 STATUS_OK = "ok"
@@ -157,7 +157,7 @@ def to_record(
     if error is not None or prediction is None or stats is None:
         record["error"] = error or "no prediction"
         return record
-    predicted = max(range(len(prediction.probabilities)), key=prediction.probabilities.__getitem__)
+    predicted = predicted_class(prediction.probabilities)
     record.update(
         status=STATUS_OK,
         predicted_class=predicted,
